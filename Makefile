@@ -1,0 +1,45 @@
+# Everything runs in a local virtualenv (.venv) that these targets create on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Demo settings (override on the command line: make demo EPOCHS=5 RULE=dfa)
+EPOCHS ?= 10
+RULE   ?= erbp
+SEED   ?= 0
+
+.PHONY: help demo test test-slow bench clean distclean
+
+help:
+	@echo "make demo      train the digits network (rule $(RULE), $(EPOCHS) epochs), plots in runs/demo"
+	@echo "make test      run the test suite (fast tier; what CI runs)"
+	@echo "make test-slow also run the slow tests"
+	@echo "make bench     measure accuracy and speed, write bench/results.md and .json"
+	@echo "make clean     remove run outputs; make distclean also removes $(VENV)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m sw train --backend golden --dataset digits --rule $(RULE) \
+	    --epochs $(EPOCHS) --seed $(SEED) --checkpoint runs/demo/checkpoint.npz \
+	    --json runs/demo/results.json --plots runs/demo/plots
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf runs .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info
