@@ -1,0 +1,237 @@
+"""The one configuration object shared by the golden model, the host software and the RTL.
+
+Every field is an integer (or a small enum string) with a documented range; ``docs/spec.md``
+defines what each one does. Fields are of two kinds:
+
+* ``arch``: fixed when a bitstream is built (sizes, widths, timesteps per sample);
+* ``reg``: runtime registers the host may rewrite between samples (mode, shifts, thresholds,
+  boxcar bounds, seed);
+* ``host``: host-side training choices (initial weights, learning-rate schedule).
+
+The object is frozen; derive variants with :meth:`Config.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["Config", "ConfigError", "RULES", "MODES"]
+
+#: Learning rules the core implements.
+RULES = ("erbp", "dfa")
+#: Presentation modes: inference plus one per learning rule.
+MODES = ("infer",) + RULES
+RESET_MODES = ("subtract", "zero")
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent."""
+
+
+def _arch(default, doc):
+    return field(default=default, metadata={"kind": "arch", "doc": doc})
+
+
+def _reg(default, doc):
+    return field(default=default, metadata={"kind": "reg", "doc": doc})
+
+
+def _host(default, doc):
+    return field(default=default, metadata={"kind": "host", "doc": doc})
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- architecture (fixed per bitstream) -------------------------------------------------
+    n_in: int = _arch(64, "input channels (features)")
+    n_hid: int = _arch(128, "hidden neurons")
+    n_out: int = _arch(10, "output neurons (classes)")
+    in_bits: int = _arch(8, "unsigned input intensity width; rates are x / 2**in_bits")
+    w_bits: int = _arch(8, "signed weight width")
+    state_bits: int = _arch(16, "signed width of the membrane states V and U")
+    timesteps: int = _arch(32, "timesteps T per sample presentation")
+
+    # --- runtime registers: neuron dynamics -------------------------------------------------
+    theta_hid: int = _reg(192, "hidden firing threshold (V >= theta fires)")
+    theta_out: int = _reg(192, "output firing threshold")
+    leak_v: int = _reg(3, "somatic leak shift k: V <- V - (V >> k) each step (0: no memory)")
+    leak_u: int = _reg(2, "dendritic leak shift: U <- U - (U >> k) each step (0: no memory)")
+    reset: str = _reg("subtract", "after a spike: 'subtract' theta or set V to 'zero'")
+
+    # --- runtime registers: error and targets -----------------------------------------------
+    target_rate: int = _reg(128, "target spike density of the label neuron, out of 2**in_bits")
+    err_shift_out: int = _reg(5, "eRBP: output U gains e << err_shift_out per step")
+    err_shift_hid: int = _reg(4, "eRBP: hidden U gains (B e) << err_shift_hid per step")
+
+    # --- runtime registers: learning ---------------------------------------------------------
+    lr_shift_hid: int = _reg(9, "eRBP hidden update: w += sround(U >> lr_shift_hid)")
+    lr_shift_out: int = _reg(8, "eRBP output update: w += sround(U >> lr_shift_out)")
+    bmin_hid: int = _reg(-256, "hidden boxcar (both rules): learn only if bmin < V")
+    bmax_hid: int = _reg(384, "hidden boxcar (both rules): learn only if V < bmax")
+    bmin_out: int = _reg(-512, "output boxcar lower bound (exclusive)")
+    bmax_out: int = _reg(1024, "output boxcar upper bound (exclusive)")
+    dfa_shift_hid: int = _reg(4, "DFA hidden update: w += sround(delta >> dfa_shift_hid)")
+    dfa_shift_out: int = _reg(3, "DFA output update: w += sround(delta >> dfa_shift_out)")
+    seed: int = _reg(1, "32-bit seed of the feedback matrix and the rounding dither")
+
+    # --- host side: initial weights and schedule (never sent to the device as registers) --------
+    init_std_hid: int = _host(12, "std of the initial hidden weights, in weight LSBs")
+    init_mean_hid: int = _host(5, "mean of the initial hidden weights (inputs are >= 0)")
+    init_std_out: int = _host(12, "std of the initial output weights, in weight LSBs")
+    lr_decay_epoch: int = _host(0, "from this epoch on (0-based) every learning shift is one "
+                                   "larger; 0: never")
+
+    # ------------------------------------------------------------------------------------------
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        def need(cond, msg):
+            if not cond:
+                raise ConfigError(msg)
+
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "reset":
+                need(v in RESET_MODES, f"reset must be one of {RESET_MODES}, not {v!r}")
+                continue
+            need(isinstance(v, int) and not isinstance(v, bool),
+                 f"{f.name} must be an integer, not {v!r}")
+        for name in ("n_in", "n_hid", "n_out"):
+            need(1 <= getattr(self, name) <= 65535, f"{name} must be in 1..65535")
+        need(self.n_out >= 2, "n_out must be at least 2 (one neuron per class)")
+        need(1 <= self.in_bits <= 16, "in_bits must be in 1..16")
+        need(2 <= self.w_bits <= 16, "w_bits must be in 2..16")
+        need(self.w_bits <= self.state_bits <= 32, "state_bits must be in w_bits..32")
+        need(1 <= self.timesteps <= 4096, "timesteps must be in 1..4096")
+        smax = (1 << (self.state_bits - 1)) - 1
+        for name in ("theta_hid", "theta_out"):
+            need(1 <= getattr(self, name) <= smax, f"{name} must be in 1..{smax}")
+        for name in ("leak_v", "leak_u"):
+            need(0 <= getattr(self, name) <= self.state_bits - 1,
+                 f"{name} must be in 0..{self.state_bits - 1}")
+        need(0 <= self.target_rate < (1 << self.in_bits),
+             f"target_rate must be in 0..{(1 << self.in_bits) - 1}")
+        for name in ("err_shift_out", "err_shift_hid"):
+            need(0 <= getattr(self, name) <= self.state_bits - 2,
+                 f"{name} must be in 0..{self.state_bits - 2}")
+        for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
+            need(0 <= getattr(self, name) <= 24, f"{name} must be in 0..24")
+        for lo, hi in (("bmin_hid", "bmax_hid"), ("bmin_out", "bmax_out"),
+                       ):
+            need(getattr(self, lo) < getattr(self, hi), f"{lo} must be below {hi}")
+            for name in (lo, hi):
+                need(-smax - 1 <= getattr(self, name) <= smax,
+                     f"{name} must fit in {self.state_bits} signed bits")
+        need(0 <= self.seed <= 0xFFFFFFFF, "seed must be a 32-bit unsigned integer")
+        for name in ("init_std_hid", "init_std_out"):
+            need(0 <= getattr(self, name) <= self.w_max, f"{name} must be in 0..{self.w_max}")
+        need(abs(self.init_mean_hid) <= self.w_max, f"init_mean_hid must be within ±{self.w_max}")
+        need(self.lr_decay_epoch >= 0, "lr_decay_epoch must be >= 0")
+
+    def registers(self, epoch: int = 0) -> dict:
+        """The runtime registers in force during ``epoch`` (learning-rate schedule applied)."""
+        regs = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["kind"] == "reg"}
+        if self.lr_decay_epoch and epoch >= self.lr_decay_epoch:
+            for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
+                regs[name] = min(regs[name] + 1, 24)
+        return regs
+
+    # ---- derived quantities ------------------------------------------------------------------
+    @property
+    def w_min(self) -> int:
+        return -(1 << (self.w_bits - 1))
+
+    @property
+    def w_max(self) -> int:
+        return (1 << (self.w_bits - 1)) - 1
+
+    @property
+    def s_min(self) -> int:
+        return -(1 << (self.state_bits - 1))
+
+    @property
+    def s_max(self) -> int:
+        return (1 << (self.state_bits - 1)) - 1
+
+    @property
+    def n_synapses(self) -> int:
+        return self.n_in * self.n_hid + self.n_hid * self.n_out
+
+    # ---- (de)serialisation --------------------------------------------------------------------
+    def replace(self, **changes) -> "Config":
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        return cls().replace(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "Config":
+        """Read a JSON or TOML file holding a flat table of fields (a ``[config]`` table in
+        TOML is also accepted)."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read configuration file {path}: {e.strerror}") from None
+        try:
+            if path.suffix == ".toml":
+                import tomllib
+                d = tomllib.loads(text)
+                d = d.get("config", d)
+            else:
+                d = json.loads(text)
+        except ValueError as e:
+            raise ConfigError(f"cannot parse configuration file {path}: {e}") from None
+        return cls.from_dict(d)
+
+    def with_overrides(self, items: list[str]) -> "Config":
+        """Apply ``key=value`` strings (as given to ``--set`` on the command line)."""
+        changes = {}
+        names = {f.name: f for f in fields(self)}
+        for item in items:
+            key, sep, value = item.partition("=")
+            key = key.strip().replace("-", "_")
+            if not sep or key not in names:
+                raise ConfigError(f"--set expects FIELD=VALUE with a known field, got {item!r}")
+            if key == "reset":
+                changes[key] = value.strip()
+            else:
+                try:
+                    changes[key] = int(value, 0)
+                except ValueError:
+                    raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+        return self.replace(**changes)
+
+    @classmethod
+    def field_kinds(cls) -> dict[str, str]:
+        return {f.name: f.metadata["kind"] for f in fields(cls)}
+
+    @classmethod
+    def field_docs(cls) -> dict[str, str]:
+        return {f.name: f.metadata["doc"] for f in fields(cls)}
+
+
+def markdown_table() -> str:
+    """The field table of ``docs/spec.md`` section 11."""
+    lines = ["| field | kind | default | meaning |", "|---|---|---|---|"]
+    for f in fields(Config):
+        lines.append(f"| `{f.name}` | {f.metadata['kind']} | `{f.default}` | {f.metadata['doc']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:] != ["--markdown"]:
+        sys.exit("usage: python -m sim.config --markdown   (print the field table of docs/spec.md)")
+    print(markdown_table())
