@@ -81,8 +81,8 @@ class Config:
     init_std_hid: int = _host(12, "std of the initial hidden weights, in weight LSBs")
     init_mean_hid: int = _host(5, "mean of the initial hidden weights (inputs are >= 0)")
     init_std_out: int = _host(12, "std of the initial output weights, in weight LSBs")
-    lr_decay_epoch: int = _host(0, "from this epoch on (0-based) every learning shift is one "
-                                   "larger; 0: never")
+    lr_decay_epochs: tuple = _host((), "epochs (0-based) from which every learning shift is one "
+                                       "larger, cumulatively; e.g. 8,14")
 
     # ------------------------------------------------------------------------------------------
     def __post_init__(self):
@@ -97,6 +97,10 @@ class Config:
             v = getattr(self, f.name)
             if f.name == "reset":
                 need(v in RESET_MODES, f"reset must be one of {RESET_MODES}, not {v!r}")
+                continue
+            if f.name == "lr_decay_epochs":
+                need(isinstance(v, tuple) and all(isinstance(e, int) and e >= 1 for e in v),
+                     "lr_decay_epochs must be a tuple of epoch numbers >= 1")
                 continue
             need(isinstance(v, int) and not isinstance(v, bool),
                  f"{f.name} must be an integer, not {v!r}")
@@ -130,14 +134,13 @@ class Config:
         for name in ("init_std_hid", "init_std_out"):
             need(0 <= getattr(self, name) <= self.w_max, f"{name} must be in 0..{self.w_max}")
         need(abs(self.init_mean_hid) <= self.w_max, f"init_mean_hid must be within ±{self.w_max}")
-        need(self.lr_decay_epoch >= 0, "lr_decay_epoch must be >= 0")
 
     def registers(self, epoch: int = 0) -> dict:
         """The runtime registers in force during ``epoch`` (learning-rate schedule applied)."""
         regs = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["kind"] == "reg"}
-        if self.lr_decay_epoch and epoch >= self.lr_decay_epoch:
-            for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
-                regs[name] = min(regs[name] + 1, 24)
+        steps = sum(1 for e in self.lr_decay_epochs if epoch >= e)
+        for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
+            regs[name] = min(regs[name] + steps, 24)
         return regs
 
     # ---- derived quantities ------------------------------------------------------------------
@@ -173,6 +176,9 @@ class Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
+        d = dict(d)
+        if isinstance(d.get("lr_decay_epochs"), list):
+            d["lr_decay_epochs"] = tuple(d["lr_decay_epochs"])
         return cls().replace(**d)
 
     @classmethod
@@ -206,6 +212,11 @@ class Config:
                 raise ConfigError(f"--set expects FIELD=VALUE with a known field, got {item!r}")
             if key == "reset":
                 changes[key] = value.strip()
+            elif key == "lr_decay_epochs":
+                try:
+                    changes[key] = tuple(int(e) for e in value.split(",") if e.strip())
+                except ValueError:
+                    raise ConfigError(f"{key} must be comma-separated epochs, got {value!r}") from None
             else:
                 try:
                     changes[key] = int(value, 0)
@@ -226,7 +237,8 @@ def markdown_table() -> str:
     """The field table of ``docs/spec.md`` section 11."""
     lines = ["| field | kind | default | meaning |", "|---|---|---|---|"]
     for f in fields(Config):
-        lines.append(f"| `{f.name}` | {f.metadata['kind']} | `{f.default}` | {f.metadata['doc']} |")
+        default = ",".join(map(str, f.default)) if isinstance(f.default, tuple) else f.default
+        lines.append(f"| `{f.name}` | {f.metadata['kind']} | `{default}` | {f.metadata['doc']} |")
     return "\n".join(lines)
 
 

@@ -226,7 +226,7 @@ def _train_float(args, cfg, ds) -> dict:
     res = train_float(ds.x_train, ds.y_train, ds.x_test, ds.y_test, cfg.n_hid, rule=args.rule,
                       epochs=args.epochs, seed=args.seed, in_bits=cfg.in_bits,
                       feedback=feedback_matrix(cfg).astype(float),
-                      lr_decay_epoch=cfg.lr_decay_epoch or None,
+                      lr_decay_epoch=cfg.lr_decay_epochs[0] if cfg.lr_decay_epochs else None,
                       progress=(lambda e, tr, te: _say(
                           args, f"epoch {e:3d}: train {100 * tr:6.2f} %  test {100 * te:6.2f} %")))
     dt = time.perf_counter() - t0

@@ -1,0 +1,198 @@
+"""``make bench``: measure accuracy and speed, write ``bench/results.md`` and ``.json``.
+
+Accuracy: the golden model trained with eRBP and with DFA, and the float BP and float DFA
+networks of the same size, on the digits split, for several seeds, all in this run (the
+seeds run in parallel worker processes). Speed: the golden model's training and inference
+samples/s on one core, measured alone after the accuracy runs (nothing else running in
+this script). Every figure in the table is measured, none computed.
+
+    python -m bench.run [--epochs N] [--seeds 0 1 2] [--jobs 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from sim.config import Config
+from sim.data import load_dataset
+
+HERE = Path(__file__).resolve().parent
+
+
+def _spiking(args):
+    rule, seed, epochs, limit = args
+    from sim.golden import init_weights
+    from sw.backend import GoldenBackend
+    from sw.train import train
+
+    ds = load_dataset("digits", limit_train=limit)
+    cfg = Config(seed=seed)
+    be = GoldenBackend(cfg)
+    be.write_weights(*init_weights(cfg, seed, cfg.init_std_hid, cfg.init_std_out,
+                                   cfg.init_mean_hid))
+    res = train(be, ds, cfg, rule, epochs, seed, progress=False)
+    last = res.history[-1]
+    return {"rule": rule, "seed": seed, "test_accuracy": last.test_accuracy,
+            "train_accuracy": last.train_accuracy, "alignment_deg": last.alignment_deg,
+            "hidden_rate": last.hidden_rate, "zero_hid": last.zero_update_fraction_hid,
+            "zero_out": last.zero_update_fraction_out,
+            "curve": [r.test_accuracy for r in res.history]}
+
+
+def _float(args):
+    rule, seed, epochs, limit = args
+    from sim.fixed import feedback_matrix
+    from sim.floatref import train_float
+
+    ds = load_dataset("digits", limit_train=limit)
+    cfg = Config(seed=seed)
+    decay = cfg.lr_decay_epochs[0] if cfg.lr_decay_epochs else None
+    res = train_float(ds.x_train, ds.y_train, ds.x_test, ds.y_test, cfg.n_hid, rule=rule,
+                      epochs=epochs, seed=seed, feedback=feedback_matrix(cfg).astype(float),
+                      lr_decay_epoch=decay)
+    return {"rule": f"float-{rule}", "seed": seed, "test_accuracy": res.test_accuracy[-1],
+            "train_accuracy": res.train_accuracy[-1],
+            "alignment_deg": res.alignment_deg[-1] if rule == "dfa" else 0.0,
+            "curve": res.test_accuracy}
+
+
+def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
+    """Training and inference samples/s of the golden model, one process, best of
+    ``repeats`` (the least disturbed by anything else on the machine)."""
+    from sim.golden import GoldenModel, init_weights
+
+    ds = load_dataset("digits")
+    cfg = Config()
+    out = {}
+    for rule in ("erbp", "dfa"):
+        best = 0.0
+        for _ in range(repeats):
+            m = GoldenModel(cfg, *init_weights(cfg, 0, cfg.init_std_hid, cfg.init_std_out,
+                                               cfg.init_mean_hid))
+            t0 = time.perf_counter()
+            for x, y in zip(ds.x_train[:n_train], ds.y_train[:n_train]):
+                m.present(x, int(y), mode=rule)
+            best = max(best, n_train / (time.perf_counter() - t0))
+        out[f"train_{rule}"] = best
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        m.infer_batch(ds.x_train)
+        best = max(best, len(ds.x_train) / (time.perf_counter() - t0))
+    out["infer"] = best
+    return out
+
+
+def _mean(rows, rule, key="test_accuracy"):
+    v = [r[key] for r in rows if r["rule"] == rule]
+    return (float(np.mean(v)), float(np.std(v))) if v else (float("nan"), float("nan"))
+
+
+def render(results: dict) -> str:
+    rows = results["runs"]
+    cfg = results["config"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `{results['command']}` on {results['date']} "
+        f"({results['machine']}); {results['epochs']} epochs, seeds "
+        f"{', '.join(map(str, results['seeds']))}. Digits (scikit-learn 8x8), stratified 80/20 "
+        f"split (1437 train / 360 test), network {cfg['n_in']}-{cfg['n_hid']}-{cfg['n_out']}, "
+        f"{cfg['w_bits']}-bit weights, {cfg['state_bits']}-bit states, T = {cfg['timesteps']}.",
+        "",
+        "## Accuracy (measured, all in this run)",
+        "",
+        "| model | test accuracy, mean ± std (%) | per seed (%) | train (%) | "
+        "hidden angle to BP (deg) |",
+        "|---|---|---|---|---|",
+    ]
+    names = {"erbp": "golden model, eRBP", "dfa": "golden model, DFA",
+             "float-bp": "float network, BP", "float-dfa": "float network, DFA"}
+    for rule in ("erbp", "dfa", "float-bp", "float-dfa"):
+        sel = [r for r in rows if r["rule"] == rule]
+        if not sel:
+            continue
+        m, s = _mean(rows, rule)
+        tr, _ = _mean(rows, rule, "train_accuracy")
+        al, _ = _mean(rows, rule, "alignment_deg")
+        per = " / ".join(f"{100 * r['test_accuracy']:.1f}" for r in sel)
+        lines.append(f"| {names[rule]} | {100 * m:.2f} ± {100 * s:.2f} | {per} | {100 * tr:.2f} | "
+                     f"{al:.1f} |")
+    bp = _mean(rows, "float-bp")[0]
+    lines += ["", "Gap to float BP of the same size (points): " + ", ".join(
+        f"{r} {100 * (bp - _mean(rows, r)[0]):+.2f}" for r in ("erbp", "dfa")
+        if any(x["rule"] == r for x in rows)) + ".", ""]
+    sp = results.get("speed")
+    if sp:
+        lines += [
+            "## Golden model speed (measured, one process on one core)",
+            "",
+            "| what | samples/s |",
+            "|---|---|",
+            f"| training, eRBP | {sp['train_erbp']:.0f} |",
+            f"| training, DFA | {sp['train_dfa']:.0f} |",
+            f"| inference (batched) | {sp['infer']:.0f} |",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--limit-train", type=int, help="use the first N training samples")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 1 epoch, seed 0, 200 training samples, short speed test")
+    p.add_argument("--out", default=str(HERE / "results"),
+                   help="output path without suffix (default: bench/results)")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.epochs, a.seeds, a.limit_train = 1, [0], 200
+    jobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in ("erbp", "dfa")]
+    fjobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in ("bp", "dfa")]
+    t0 = time.time()
+    print(f"accuracy: {len(jobs)} spiking + {len(fjobs)} float runs, {a.epochs} epochs, "
+          f"{a.jobs} worker(s)...", flush=True)
+    with ProcessPoolExecutor(a.jobs) as ex:
+        futs = [ex.submit(_spiking, j) for j in jobs] + [ex.submit(_float, j) for j in fjobs]
+        runs = []
+        for f in futs:
+            r = f.result()
+            runs.append(r)
+            print(f"  {r['rule']:9s} seed {r['seed']}: test {100 * r['test_accuracy']:.2f} %",
+                  flush=True)
+    print("speed (one process)...", flush=True)
+    speed = measure_speed(n_train=50 if a.quick else 400, repeats=1 if a.quick else 3)
+    results = {
+        "command": "make bench" if argv is None and len(sys.argv) == 1 else
+                   "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}",
+        "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
+        "speed": speed, "wall_seconds": time.time() - t0,
+    }
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    table = render(results)
+    out.with_suffix(".md").write_text(table + "\n")
+    print(table)
+    print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
+          f"in {time.time() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
