@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "configuration is used; --set still applies to runtime registers)")
     t.add_argument("--limit-train", type=int, metavar="N", help="use the first N training samples")
     t.add_argument("--limit-test", type=int, metavar="N", help="use the first N test samples")
+    t.add_argument("--calibrate", choices=("auto", "on", "off"), default="auto",
+                   help="set theta_hid (and the hidden boxcar with it) so the hidden layer "
+                        "starts firing at --calibrate-rate; auto: for any dataset but digits, "
+                        "unless theta_hid is given with --set (default: auto)")
+    t.add_argument("--calibrate-rate", type=float, default=0.1, metavar="R",
+                   help="target initial hidden firing rate, spikes per neuron per step "
+                        "(default: 0.1)")
     t.add_argument("--probe", type=int, default=64, metavar="K",
                    help="samples in the per-epoch gradient-alignment probe (0: off)")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
@@ -110,7 +117,8 @@ def cmd_config(args) -> int:
 
 def _say(args, msg):
     if not args.quiet:
-        print(msg, flush=True)
+        from tqdm import tqdm
+        tqdm.write(msg)  # keeps an active progress bar intact
 
 
 def cmd_train(args) -> int:
@@ -185,8 +193,8 @@ def _train_spiking(args, cfg, ds, resume):
     def on_epoch(rec, backend):
         _say(args, f"epoch {rec.epoch:3d}: train {100 * rec.train_accuracy:6.2f} %  "
                    f"test {100 * rec.test_accuracy:6.2f} %  hidden rate {rec.hidden_rate:.3f}  "
-                   f"zero updates {rec.zero_update_fraction_hid:.2f}/"
-                   f"{rec.zero_update_fraction_out:.2f}  align {rec.alignment_deg:5.1f} deg  "
+                   f"zero updates {rec.zero_update_fraction_hid:.3f}/"
+                   f"{rec.zero_update_fraction_out:.3f}  align {rec.alignment_deg:5.1f} deg  "
                    f"{rec.samples_per_second:.0f} samples/s")
         if ck_path:
             w1, w2 = backend.read_weights()
@@ -202,6 +210,14 @@ def _train_spiking(args, cfg, ds, resume):
             w1, w2 = init_weights(cfg, args.seed, cfg.init_std_hid, cfg.init_std_out,
                                   cfg.init_mean_hid)
         backend.write_weights(w1, w2)
+        if _wants_calibration(args, ds):
+            from .calibrate import calibrate_hidden
+            pick = np.random.default_rng(args.seed).permutation(len(ds.x_train))[:256]
+            new, rate = calibrate_hidden(cfg, w1, ds.x_train[pick], args.calibrate_rate)
+            _say(args, f"calibrated theta_hid {cfg.theta_hid} -> {new.theta_hid}, hidden "
+                       f"boxcar ({new.bmin_hid}, {new.bmax_hid}): initial hidden rate "
+                       f"{rate:.3f} (--calibrate off to keep the configured values)")
+            cfg = new
         if not np.array_equal(backend.read_weights()[0], w1):
             raise BackendError("weights read back from the backend differ from those written")
         result = train(backend, ds, cfg, args.rule, args.epochs, args.seed, start_epoch,
@@ -216,6 +232,13 @@ def _train_spiking(args, cfg, ds, resume):
         res = m.present(ds.x_test[0], mode="infer", trace=True)
         trace, label, pred = res.trace, int(ds.y_test[0]), res.pred
     return summary, w1, trace, label, pred
+
+
+def _wants_calibration(args, ds) -> bool:
+    if args.calibrate != "auto" or args.resume:
+        return args.calibrate == "on" and not args.resume
+    user_set = any(item.split("=")[0].strip() == "theta_hid" for item in args.set)
+    return ds.name != "digits" and not user_set and not args.config
 
 
 def _train_float(args, cfg, ds) -> dict:

@@ -1,0 +1,55 @@
+"""Host-side threshold calibration for data the defaults were not tuned on.
+
+The default thresholds suit the digits network (64 inputs of 8-bit pixels). A user's data
+may have 5 features or 784, dense or sparse: the hidden input current scales with that, and
+a fixed threshold leaves the hidden layer silent or saturated. :func:`calibrate_hidden`
+bisects ``theta_hid`` (on the golden model, with the initial weights, in inference) until
+the hidden layer fires at a target rate, and scales the hidden boxcar bounds by the same
+factor so that the gate keeps its place relative to the threshold. Only runtime registers
+change; the result is printed and stored in the checkpoint's configuration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sim.config import Config
+from sim.fixed import encode
+
+__all__ = ["hidden_rate", "calibrate_hidden"]
+
+
+def hidden_rate(cfg: Config, w1: np.ndarray, X: np.ndarray) -> float:
+    """Mean hidden spikes per neuron per step over samples ``X`` (inference dynamics)."""
+    s_in = encode(cfg, X).astype(np.float32)
+    i1 = (s_in @ w1.astype(np.float32)).astype(np.int32)      # (B, T, n_hid)
+    v = np.zeros((len(X), cfg.n_hid), np.int32)
+    spikes = 0
+    for t in range(cfg.timesteps):
+        v = np.clip(v - (v >> cfg.leak_v) + i1[:, t], cfg.s_min, cfg.s_max)
+        s = v >= cfg.theta_hid
+        spikes += int(s.sum())
+        v = np.where(s, v - cfg.theta_hid if cfg.reset == "subtract" else 0, v)
+    return spikes / (len(X) * cfg.n_hid * cfg.timesteps)
+
+
+def calibrate_hidden(cfg: Config, w1: np.ndarray, X: np.ndarray,
+                     target: float = 0.1) -> tuple[Config, float]:
+    """Return ``(cfg with theta_hid, bmin_hid, bmax_hid rescaled, achieved rate)``."""
+    lo, hi = 1, cfg.s_max
+    for _ in range(20):
+        mid = (lo + hi) // 2
+        if hidden_rate(cfg.replace(theta_hid=mid), w1, X) > target:
+            lo = mid + 1
+        else:
+            hi = mid
+        if lo >= hi:
+            break
+    theta = max(1, lo)
+    k = theta / cfg.theta_hid
+    bmin = int(np.clip(round(cfg.bmin_hid * k), cfg.s_min, cfg.s_max))
+    bmax = int(np.clip(round(cfg.bmax_hid * k), cfg.s_min, cfg.s_max))
+    if bmax <= bmin:
+        bmax = bmin + 1
+    new = cfg.replace(theta_hid=theta, bmin_hid=bmin, bmax_hid=bmax)
+    return new, hidden_rate(new, w1, X)
