@@ -67,14 +67,14 @@ class Config:
     err_shift_hid: int = _reg(4, "eRBP: hidden U gains (B e) << err_shift_hid per step")
 
     # --- runtime registers: learning ---------------------------------------------------------
-    lr_shift_hid: int = _reg(9, "eRBP hidden update: w += sround(U >> lr_shift_hid)")
-    lr_shift_out: int = _reg(8, "eRBP output update: w += sround(U >> lr_shift_out)")
+    lr_shift_hid: int = _reg(9, "eRBP hidden update d = sround(U, lr_shift_hid, r) (spec 6.2)")
+    lr_shift_out: int = _reg(8, "eRBP output update d = sround(U, lr_shift_out, r)")
     bmin_hid: int = _reg(-256, "hidden boxcar (both rules): learn only if bmin < V")
     bmax_hid: int = _reg(384, "hidden boxcar (both rules): learn only if V < bmax")
     bmin_out: int = _reg(-512, "output boxcar lower bound (exclusive)")
     bmax_out: int = _reg(1024, "output boxcar upper bound (exclusive)")
-    dfa_shift_hid: int = _reg(4, "DFA hidden update: w += sround(delta >> dfa_shift_hid)")
-    dfa_shift_out: int = _reg(3, "DFA output update: w += sround(delta >> dfa_shift_out)")
+    dfa_shift_hid: int = _reg(4, "DFA hidden update d = sround(U, dfa_shift_hid, r) (spec 6.3)")
+    dfa_shift_out: int = _reg(3, "DFA output update d = sround(U, dfa_shift_out, r)")
     seed: int = _reg(1, "32-bit seed of the feedback matrix and the rounding dither")
 
     # --- host side: initial weights and schedule (never sent to the device as registers) --------

@@ -60,7 +60,7 @@ def hash32(x):
         x = x + (x << 7);   x = x ^ (x >> 13)
 
     all modulo 2**32. Flipping any input bit flips every output bit with probability
-    0.5 +- 0.04 (``tests/test_golden.py`` checks this avalanche property). Accepts a Python
+    0.5 +- 0.05 (``tests/test_golden.py`` checks this avalanche property). Accepts a Python
     int or a NumPy integer array.
     """
     if isinstance(x, (int, np.integer)):
@@ -122,9 +122,10 @@ def dither(cfg: Config, step, neuron, shift: int):
 
 def encoder_phase(cfg: Config) -> np.ndarray:
     """Initial accumulator of each input channel: ``(i * P) mod 2**in_bits`` where ``P`` is
-    the odd integer nearest ``0.618 * 2**in_bits`` (spreads channels of equal intensity)."""
+    the odd integer nearest ``0.6180339887 * 2**in_bits`` (spreads channels of equal
+    intensity; ``P = 159`` for 8 bits)."""
     n = 1 << cfg.in_bits
-    p = int(round(0.6180339887 * n)) | 1
+    p = 2 * int(np.floor((0.6180339887 * n - 1) / 2 + 0.5)) + 1
     return ((np.arange(cfg.n_in, dtype=np.int64) * p) % n).astype(np.int32)
 
 

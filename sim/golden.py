@@ -155,15 +155,17 @@ class GoldenModel:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         x = self._check_x(x, batch=False)
-        if mode != "infer":
-            if label is None or not (0 <= int(label) < c.n_out):
-                raise ValueError(f"a label in 0..{c.n_out - 1} is needed to learn")
+        if mode != "infer" and label is None:
+            raise ValueError(f"a label in 0..{c.n_out - 1} is needed to learn")
+        if label is not None:
+            if not (0 <= int(label) < c.n_out):
+                raise ValueError(f"the label must be in 0..{c.n_out - 1}, not {label}")
             label = int(label)
         s_in = encode(c, x)
         if mode == "erbp":
             res = self._present_erbp(s_in, label, trace)
         else:
-            res = self._forward(s_in, trace)
+            res = self._forward(s_in, trace, label)
             if mode == "dfa":
                 self._learn_dfa(s_in, label, res)
         if mode != "infer":
@@ -182,7 +184,7 @@ class GoldenModel:
             v = np.where(s, 0, v)
         return s, v
 
-    def _forward(self, s_in: np.ndarray, trace: bool) -> Presentation:
+    def _forward(self, s_in: np.ndarray, trace: bool, label: int | None) -> Presentation:
         """Inference dynamics (no learning, U stays 0). Also the DFA forward phase, which
         records the boxcar gate of every neuron at every step (from start-of-step V)."""
         c = self._cfg
@@ -214,7 +216,8 @@ class GoldenModel:
             res.trace = Trace(s_in=s_in.copy(), s_hid=s_hid, v_hid=vh[1:], 
                               u_hid=np.zeros((T, c.n_hid), np.int32), s_out=s_out, v_out=vo[1:],
                               u_out=np.zeros((T, c.n_out), np.int32),
-                              target=np.zeros((T, c.n_out), np.int8))
+                              target=(target_train(c, label) if label is not None
+                                      else np.zeros((T, c.n_out), np.int8)))
         return res
 
     def _learn_dfa(self, s_in: np.ndarray, label: int, res: Presentation) -> None:
