@@ -37,8 +37,7 @@ def _spiking(args):
     ds = load_dataset("digits", limit_train=limit)
     cfg = Config(seed=seed)
     be = GoldenBackend(cfg)
-    be.write_weights(*init_weights(cfg, seed, cfg.init_std_hid, cfg.init_std_out,
-                                   cfg.init_mean_hid))
+    be.write_weights(*init_weights(cfg, seed))
     res = train(be, ds, cfg, rule, epochs, seed, progress=False)
     last = res.history[-1]
     return {"rule": rule, "seed": seed, "test_accuracy": last.test_accuracy,
@@ -76,8 +75,7 @@ def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
     for rule in ("erbp", "dfa"):
         best = 0.0
         for _ in range(repeats):
-            m = GoldenModel(cfg, *init_weights(cfg, 0, cfg.init_std_hid, cfg.init_std_out,
-                                               cfg.init_mean_hid))
+            m = GoldenModel(cfg, *init_weights(cfg, 0))
             t0 = time.perf_counter()
             for x, y in zip(ds.x_train[:n_train], ds.y_train[:n_train]):
                 m.present(x, int(y), mode=rule)

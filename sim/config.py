@@ -52,36 +52,36 @@ class Config:
     in_bits: int = _arch(8, "unsigned input intensity width; rates are x / 2**in_bits")
     w_bits: int = _arch(8, "signed weight width")
     state_bits: int = _arch(16, "signed width of the membrane states V and U")
-    timesteps: int = _arch(32, "timesteps T per sample presentation")
+    timesteps: int = _arch(64, "timesteps T per sample presentation")
 
     # --- runtime registers: neuron dynamics -------------------------------------------------
-    theta_hid: int = _reg(192, "hidden firing threshold (V >= theta fires)")
-    theta_out: int = _reg(192, "output firing threshold")
+    theta_hid: int = _reg(2400, "hidden firing threshold (V >= theta fires)")
+    theta_out: int = _reg(512, "output firing threshold")
     leak_v: int = _reg(3, "somatic leak shift k: V <- V - (V >> k) each step (0: no memory)")
     leak_u: int = _reg(2, "dendritic leak shift: U <- U - (U >> k) each step (0: no memory)")
     reset: str = _reg("subtract", "after a spike: 'subtract' theta or set V to 'zero'")
 
     # --- runtime registers: error and targets -----------------------------------------------
-    target_rate: int = _reg(128, "target spike density of the label neuron, out of 2**in_bits")
+    target_rate: int = _reg(224, "target spike density of the label neuron, out of 2**in_bits")
     err_shift_out: int = _reg(5, "eRBP: output U gains e << err_shift_out per step")
     err_shift_hid: int = _reg(4, "eRBP: hidden U gains (B e) << err_shift_hid per step")
 
     # --- runtime registers: learning ---------------------------------------------------------
-    lr_shift_hid: int = _reg(9, "eRBP hidden update d = sround(U, lr_shift_hid, r) (spec 6.2)")
-    lr_shift_out: int = _reg(8, "eRBP output update d = sround(U, lr_shift_out, r)")
-    bmin_hid: int = _reg(-256, "hidden boxcar (both rules): learn only if bmin < V")
-    bmax_hid: int = _reg(384, "hidden boxcar (both rules): learn only if V < bmax")
-    bmin_out: int = _reg(-512, "output boxcar lower bound (exclusive)")
-    bmax_out: int = _reg(1024, "output boxcar upper bound (exclusive)")
-    dfa_shift_hid: int = _reg(4, "DFA hidden update d = sround(U, dfa_shift_hid, r) (spec 6.3)")
-    dfa_shift_out: int = _reg(3, "DFA output update d = sround(U, dfa_shift_out, r)")
+    lr_shift_hid: int = _reg(14, "eRBP hidden update d = sround(U, lr_shift_hid, r) (spec 6.2)")
+    lr_shift_out: int = _reg(9, "eRBP output update d = sround(U, lr_shift_out, r)")
+    bmin_hid: int = _reg(0, "hidden boxcar (both rules): learn only if bmin < V")
+    bmax_hid: int = _reg(3600, "hidden boxcar (both rules): learn only if V < bmax")
+    bmin_out: int = _reg(-1400, "output boxcar lower bound (exclusive)")
+    bmax_out: int = _reg(2800, "output boxcar upper bound (exclusive)")
+    dfa_shift_hid: int = _reg(14, "DFA hidden update d = sround(U, dfa_shift_hid, r) (spec 6.3)")
+    dfa_shift_out: int = _reg(7, "DFA output update d = sround(U, dfa_shift_out, r)")
     seed: int = _reg(1, "32-bit seed of the feedback matrix and the rounding dither")
 
     # --- host side: initial weights and schedule (never sent to the device as registers) --------
-    init_std_hid: int = _host(12, "std of the initial hidden weights, in weight LSBs")
-    init_mean_hid: int = _host(5, "mean of the initial hidden weights (inputs are >= 0)")
-    init_std_out: int = _host(12, "std of the initial output weights, in weight LSBs")
-    lr_decay_epochs: tuple = _host((), "epochs (0-based) from which every learning shift is one "
+    init_std_hid: int = _host(32, "std of the initial hidden weights, in weight LSBs")
+    init_mean_hid: int = _host(13, "mean of the initial hidden weights (inputs are >= 0)")
+    init_std_out: int = _host(32, "std of the initial output weights, in weight LSBs")
+    lr_decay_epochs: tuple = _host((6, 10, 14, 18), "epochs (0-based) from which every learning shift is one "
                                        "larger, cumulatively; e.g. 8,14")
 
     # ------------------------------------------------------------------------------------------

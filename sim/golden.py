@@ -22,11 +22,15 @@ from .fixed import MASK32, center_error, dither, encode, feedback_matrix, target
 __all__ = ["GoldenModel", "Presentation", "Trace", "UpdateStats", "init_weights"]
 
 
-def init_weights(cfg: Config, seed: int, std_hid: float = 12.0, std_out: float = 12.0,
-                 mean_hid: float = 0.0):
+def init_weights(cfg: Config, seed: int, std_hid: float | None = None,
+                 std_out: float | None = None, mean_hid: float | None = None):
     """Host-side initial weights: rounded normal draws (NumPy ``default_rng(seed)``),
-    saturated to the weight range. ``std_*`` and ``mean_hid`` are in weight LSBs; a positive
-    ``mean_hid`` keeps hidden neurons from starting silent (inputs are all non-negative)."""
+    saturated to the weight range. ``std_*`` and ``mean_hid`` are in weight LSBs and default
+    to the configuration's ``init_*`` fields; a positive ``mean_hid`` keeps hidden neurons
+    from starting silent (inputs are all non-negative)."""
+    std_hid = cfg.init_std_hid if std_hid is None else std_hid
+    std_out = cfg.init_std_out if std_out is None else std_out
+    mean_hid = cfg.init_mean_hid if mean_hid is None else mean_hid
     rng = np.random.default_rng(seed)
     w1 = np.rint(rng.normal(mean_hid, std_hid, (cfg.n_in, cfg.n_hid)))
     w2 = np.rint(rng.normal(0.0, std_out, (cfg.n_hid, cfg.n_out)))

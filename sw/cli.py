@@ -207,8 +207,7 @@ def _train_spiking(args, cfg, ds, resume):
             w1, w2 = resume.w1, resume.w2
             backend.sample_counter = resume.sample_counter
         else:
-            w1, w2 = init_weights(cfg, args.seed, cfg.init_std_hid, cfg.init_std_out,
-                                  cfg.init_mean_hid)
+            w1, w2 = init_weights(cfg, args.seed)
         backend.write_weights(w1, w2)
         if _wants_calibration(args, ds):
             from .calibrate import calibrate_hidden

@@ -263,8 +263,7 @@ def test_bad_inputs_are_refused():
 def test_short_training_beats_chance(digits, rule):
     """One pass over 600 samples must reach far above the 10 % of chance."""
     cfg = Config(seed=0)
-    m = GoldenModel(cfg, *init_weights(cfg, 0, cfg.init_std_hid, cfg.init_std_out,
-                                       cfg.init_mean_hid))
+    m = GoldenModel(cfg, *init_weights(cfg, 0))
     for x, y in zip(digits.x_train[:600], digits.y_train[:600]):
         m.present(x, int(y), mode=rule)
     acc = np.mean(m.predict(digits.x_test) == digits.y_test)
