@@ -93,31 +93,34 @@ def stream_key(seed: int, domain: int) -> int:
 def feedback_matrix(cfg: Config) -> np.ndarray:
     """The fixed random feedback matrix ``B`` of shape ``(n_hid, n_out)``, entries +1 or -1.
 
-    ``B[j, k] = +1`` if bit 31 of ``hash32(hash32(key ^ j) ^ k)`` is set, else ``-1``, with
-    ``key = stream_key(seed, DOMAIN_FEEDBACK)``. The hardware regenerates it on the fly.
+    ``B[j, k] = +1`` if bit ``k mod 32`` of ``hash32(key ^ j ^ ((k >> 5) << 16))`` is set, else
+    ``-1``, with ``key = stream_key(seed, DOMAIN_FEEDBACK)``: one hash gives a row of up to 32
+    entries. The hardware regenerates it on the fly (or caches it per presentation).
     """
     key = stream_key(cfg.seed, DOMAIN_FEEDBACK)
     j = np.arange(cfg.n_hid, dtype=np.uint32)[:, None]
     k = np.arange(cfg.n_out, dtype=np.uint32)[None, :]
-    h = hash32(hash32(np.uint32(key) ^ j) ^ k)
-    return np.where(h >> np.uint32(31), 1, -1).astype(np.int32)
+    h = hash32(np.uint32(key) ^ j ^ ((k >> np.uint32(5)) << np.uint32(16)))
+    return np.where((h >> (k & np.uint32(31))) & np.uint32(1), 1, -1).astype(np.int32)
 
 
 def dither(cfg: Config, step, neuron, shift: int):
     """Rounding dither ``r`` in ``[0, 2**shift)`` for a neuron at a global step.
 
-    ``r = hash32(hash32(key ^ step) ^ neuron) >> (32 - shift)`` (0 when ``shift == 0``), with
-    ``key = stream_key(seed, DOMAIN_DITHER)``. ``step`` is the global step number
-    ``(sample_counter * T + t) mod 2**32``; ``neuron`` is ``j`` for hidden neuron ``j`` and
-    ``n_hid + k`` for output neuron ``k``. Broadcasts over array arguments.
+    ``r = ((hash32(key ^ step) + neuron * 0x9E3779B9) mod 2**32) >> (32 - shift)`` (0 when
+    ``shift == 0``), with ``key = stream_key(seed, DOMAIN_DITHER)``: one hash per step, and a
+    Weyl-sequence offset per neuron (one adder per lane in hardware). ``step`` is the global
+    step number ``(sample_counter * T + t) mod 2**32``; ``neuron`` is ``j`` for hidden neuron
+    ``j`` and ``n_hid + k`` for output neuron ``k``. Broadcasts over array arguments.
     """
     step = np.asarray(step, dtype=np.uint64) & MASK32
-    neuron = np.asarray(neuron, dtype=np.uint32)
+    neuron = np.asarray(neuron, dtype=np.uint64)
     if shift == 0:
         return np.zeros(np.broadcast_shapes(step.shape, neuron.shape), dtype=np.int32)
     key = np.uint32(stream_key(cfg.seed, DOMAIN_DITHER))
-    h = hash32(hash32(key ^ step.astype(np.uint32)) ^ neuron)
-    return (h >> np.uint32(32 - shift)).astype(np.int32)
+    h = np.asarray(hash32(key ^ step.astype(np.uint32)), dtype=np.uint64)
+    x = (h + neuron * np.uint64(GOLDEN32)) & np.uint64(MASK32)
+    return (x >> np.uint64(32 - shift)).astype(np.int32)
 
 
 def encoder_phase(cfg: Config) -> np.ndarray:

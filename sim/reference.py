@@ -43,18 +43,18 @@ def ref_key(cfg, domain: int) -> int:
 
 
 def ref_feedback(cfg, j, k) -> int:
-    """Spec 3: B[j, k] = +1 if bit 31 of hash32(hash32(key(1) ^ j) ^ k) is 1, else -1."""
-    h = ref_hash32(ref_hash32(ref_key(cfg, 1) ^ int(j)) ^ int(k))
-    return 1 if (h >> 31) & 1 else -1
+    """Spec 3: B[j, k] = +1 if bit (k mod 32) of hash32(key(1) ^ j ^ ((k >> 5) << 16)) is 1."""
+    h = ref_hash32(ref_key(cfg, 1) ^ int(j) ^ ((int(k) >> 5) << 16))
+    return 1 if (h >> (int(k) % 32)) & 1 else -1
 
 
 def ref_dither(cfg, g, n, s) -> int:
-    """Spec 3: the top ``s`` bits of hash32(hash32(key(2) ^ g) ^ n); 0 when s = 0."""
+    """Spec 3: the top ``s`` bits of (hash32(key(2) ^ g) + n * 0x9E3779B9) mod 2^32."""
     s = int(s)
     if s == 0:
         return 0
-    h = ref_hash32(ref_hash32(ref_key(cfg, 2) ^ (int(g) & M32)) ^ int(n))
-    return h >> (32 - s)
+    x = (ref_hash32(ref_key(cfg, 2) ^ (int(g) & M32)) + int(n) * 0x9E3779B9) & M32
+    return x >> (32 - s)
 
 
 # ---- section 2: integer helpers ---------------------------------------------------------------

@@ -51,10 +51,26 @@ def test_hash32_avalanche():
 def test_feedback_matrix_matches_written_definition():
     cfg = Config(n_hid=17, n_out=5, seed=0xDEADBEEF)
     key = spec_hash32(spec_hash32(cfg.seed) ^ 1)
-    want = np.array([[1 if spec_hash32(spec_hash32(key ^ j) ^ k) >> 31 else -1
+    want = np.array([[1 if (spec_hash32(key ^ j ^ ((k >> 5) << 16)) >> (k % 32)) & 1 else -1
                       for k in range(5)] for j in range(17)])
     np.testing.assert_array_equal(feedback_matrix(cfg), want)
     assert stream_key(cfg.seed, 1) == key
+
+
+def test_feedback_matrix_wide_rows():
+    """n_out > 32: columns 32.. come from a second hash per row, so they differ from 0.."""
+    b = feedback_matrix(Config(n_hid=64, n_out=70))
+    assert not np.array_equal(b[:, :32], b[:, 32:64])
+    assert abs(b.mean()) < 0.1
+
+
+def test_dither_is_uniform_and_varies_across_neurons_and_steps():
+    cfg = Config(seed=3)
+    r = dither(cfg, np.arange(4000)[:, None], np.arange(138)[None, :], 6)
+    counts = np.bincount(r.ravel(), minlength=64)
+    assert counts.min() > 0.9 * counts.mean() and counts.max() < 1.1 * counts.mean()
+    assert len(np.unique(r[0])) > 50                 # neurons in one step differ
+    assert len(np.unique(r[:, 5])) == 64             # one neuron over steps covers all
 
 
 def test_feedback_matrix_is_balanced_and_seeded():
@@ -72,7 +88,7 @@ def test_dither_matches_written_definition():
     cfg = Config(seed=7)
     key = spec_hash32(spec_hash32(7) ^ 2)
     for g, n, s in [(0, 0, 5), (123456, 130, 9), (M32, 3, 1), (99, 4, 16)]:
-        want = spec_hash32(spec_hash32(key ^ g) ^ n) >> (32 - s)
+        want = ((spec_hash32(key ^ g) + n * 0x9E3779B9) & M32) >> (32 - s)
         assert int(dither(cfg, g, n, s)) == want
     assert int(dither(cfg, 5, 5, 0)) == 0
 

@@ -228,7 +228,7 @@ def test_feedback_and_dither_shapes():
         rs = [ref_dither(cfg, g, n, s) for g in range(20) for n in range(5)]
         assert all(0 <= r < (1 << s) for r in rs)
     # key(1)/key(2) separation and the definition through hash32
-    h = ref_hash32(ref_hash32(ref_hash32(ref_hash32(12345) ^ 2) ^ 7) ^ 3)
+    h = (ref_hash32(ref_hash32(ref_hash32(12345) ^ 2) ^ 7) + 3 * 0x9E3779B9) & M32
     assert ref_dither(cfg, 7, 3, 5) == h >> 27
 
 
