@@ -1,0 +1,718 @@
+"""The network core: one presentation of ``T`` timesteps in inference, eRBP or DFA mode.
+
+Architecture
+------------
+``P = lanes`` neurons of a layer are processed per cycle. Every per-neuron memory holds one
+*block* of ``P`` consecutive neurons per word (neuron ``j`` is lane ``j % P`` of block
+``j // P``), and weight rows are packed the same way: word ``i * NB1 + b`` of W1 holds
+``W1[i, b*P : b*P + P]`` (``NB1 = ceil(n_hid / P)``, ``NB2 = ceil(n_out / P)``; lanes past
+the end of a layer are padding, never spike, and their weights are ignored).
+
+Memories (all :class:`hdl.mem.WordMemory`: one read port, one write port, one cycle of read
+latency, so any of them can be replaced by a board's block RAM):
+
+==========  =======================  ====================================================
+name        depth                    word
+==========  =======================  ====================================================
+``w1``      ``n_in * NB1``           ``P`` weights
+``w2``      ``n_hid * NB2``          ``P`` weights
+``ns_h/o``  ``NB1`` / ``NB2``        ``P x (V, U)``: the state at the step boundary
+``wk_h/o``  ``NB1`` / ``NB2``        ``P x (acc, d, gate, spike)``: the step's working set
+``fb``      ``NB1``                  ``P x n_out`` bits of the feedback matrix ``B``
+``rs_h/o``  ``T * NB1`` / ``T*NB2``  DFA raster: hidden spikes and gates / output gates
+``enc``     ``n_in``                 intensity and accumulator (inside the encoder)
+==========  =======================  ====================================================
+
+One timestep is a sequence of phases; each scans blocks with a two-stage pipeline (issue
+the reads, then compute and write back the next cycle):
+
+1. ``STEP`` (1 cycle): ``hstep = hash32(key2 ^ g)`` (the per-step half of the dither),
+   the label's target spike, and the encoder is started.
+2. ``PRE`` (both layers): from the start-of-step ``V0, U0`` compute the gate, the update
+   ``d = gate ? sround(U0, shift, r) : 0`` (``r`` the top bits of ``hstep + n * 0x9E3779B9``, per
+   lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing the
+   weights into an accumulator that already holds the leaked state and saturating once at
+   the end equals ``sat(leak(V0) + I)`` because the accumulator is wide. The encoder scans
+   its ``n_in`` channels in parallel with this phase, shifting the spikes into a bit vector.
+3. ``INT_H``: for each input spike (lowest index first, by a priority encoder over the
+   vector) and each block ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning
+   mode write back ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
+4. ``FIRE_H``: saturate, compare, reset; spikes into the hidden vector.
+5. ``INT_O``, ``FIRE_O``: the same for the output layer; output spikes are counted.
+6. ``ERR`` (1 cycle): ``e = tgt - s_out`` and the centered error ``ec`` (eRBP only).
+7. ``UPD`` (both layers): ``U`` gets the leak and the error (through ``B`` for hidden
+   neurons), and ``(V, U)`` is written to the state memory; this is where the trace port
+   reports the end-of-step state.
+
+Cycle count
+-----------
+With ``n1(t)`` input spikes and ``n2(t)`` hidden spikes in step ``t``, one forward step
+(inference, eRBP, DFA forward phase) takes ::
+
+    C_step(t) = 12 + max(NB1 + NB2, n_in) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2
+
+cycles (``max`` because the encoder scans its ``n_in`` channels while ``PRE`` scans the
+``NB1 + NB2`` blocks), and one presentation, counted from the cycle the command is
+accepted to the cycle the result is taken (inclusive, result taken at once), ::
+
+    C_infer = 2 + sum_t C_step(t)
+    C_erbp  = 2 + C_setup + sum_t C_step(t),        C_setup = 3 + NB1 P n_out
+    C_dfa   = C_erbp + 3 + NB1 + NB2
+              + sum_t (8 + max(NB1 + NB2, n_in) + n1(t) NB1 + n2(t) NB2)
+
+``C_setup`` regenerates the two stream keys (3 hashes) and ``B`` (one row hash and
+``n_out`` bit hashes per hidden neuron) from the seed at the start of every learning
+presentation, so a new seed needs no extra command. The DFA terms are the error pass
+(``DFA_E`` and one ``U`` pass per layer) and the learning phase, whose steps are ``STEP``,
+``PRE`` (gates and hidden spikes replayed from the raster) and the two learning ``INT``
+passes. :func:`cycles_per_step` and :func:`presentation_cycles` evaluate these formulas;
+``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
+presentation.
+
+For the default configuration (64-128-10, ``T = 32``) with ``P = 4`` and typical rates
+(~20 input and ~30 hidden spikes per step) a step costs about
+``12 + 64 + 70 + 640 + 90 = 876`` cycles: integration dominates, the fixed per-step
+overhead (``PRE``/``FIRE``/``UPD`` scans) is ~15 %.
+
+Hardware notes
+--------------
+* The two layers share one datapath per lane (only one layer is ever in the second
+  stage), so its cost is per lane, not per lane and layer.
+* The per-lane dither hash is computed in the first stage and registered; the scalar hash
+  (keys, ``B``, the per-step half of the dither) is one combinational ``hash32``.
+* ``B`` is not regenerated per use: it is hashed once per learning presentation into the
+  ``fb`` memory (``n_hid x n_out`` bits), because the hidden error needs a whole row of
+  ``B`` per neuron per step (``n_out`` hashes each on the fly).
+* Yosys ``synth_ice40 -noabc`` (no LUT re-mapping, so an upper bound) of the default
+  configuration: ``P = 1``: ~6.9k LUT4, 36 EBR; ``P = 4``: ~13.7k LUT4, 46 EBR. ``w1``
+  (64 kbit) is the obvious candidate for SPRAM on an iCE40UP5K; the weight memories need
+  one read and one write per cycle (read-modify-write pipeline), so a single-port SPRAM
+  halves the integration rate unless two SPRAMs are interleaved by block parity.
+* The runtime registers are sampled live: hold them stable during a presentation.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .encoder import Encoder
+from .hash import hash32
+
+PHI32 = 0x9E3779B9
+from .mem import WordMemory
+
+__all__ = ["Core", "Mode", "MODE_NAMES", "regs_layout", "reg_values", "result_layout",
+           "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles"]
+
+
+class Mode(enum.Enum, shape=2):
+    INFER = 0
+    ERBP = 1
+    DFA = 2
+
+
+MODE_NAMES = {"infer": Mode.INFER, "erbp": Mode.ERBP, "dfa": Mode.DFA}
+
+
+def _nblocks(n, lanes):
+    return -(-n // lanes)
+
+
+def regs_layout(cfg) -> data.StructLayout:
+    """The runtime registers (fields of kind ``reg`` of :class:`sim.config.Config`).
+
+    ``reset`` becomes the bit ``reset_zero`` (1: set V to 0 on a spike, 0: subtract theta).
+    """
+    sb = cfg.state_bits
+    return data.StructLayout({
+        "theta_hid": signed(sb), "theta_out": signed(sb),
+        "leak_v": range(sb), "leak_u": range(sb),
+        "reset_zero": 1,
+        "target_rate": cfg.in_bits,
+        "err_shift_out": range(sb - 1), "err_shift_hid": range(sb - 1),
+        "lr_shift_hid": range(25), "lr_shift_out": range(25),
+        "dfa_shift_hid": range(25), "dfa_shift_out": range(25),
+        "bmin_hid": signed(sb), "bmax_hid": signed(sb),
+        "bmin_out": signed(sb), "bmax_out": signed(sb),
+        "seed": 32,
+    })
+
+
+def reg_values(cfg) -> dict:
+    """Register values of ``cfg`` in the form ``ctx.set(core.regs, ...)`` accepts."""
+    r = {name: getattr(cfg, name) for name in regs_layout(cfg).members if name != "reset_zero"}
+    r["reset_zero"] = int(cfg.reset == "zero")
+    return r
+
+
+def cmd_layout(cfg) -> data.StructLayout:
+    return data.StructLayout({"mode": Mode, "label": range(max(cfg.n_out, 2))})
+
+
+def result_layout(cfg) -> data.StructLayout:
+    return data.StructLayout({
+        "pred": range(max(cfg.n_out, 2)),
+        "counts": data.ArrayLayout(range(cfg.timesteps + 1), cfg.n_out),
+    })
+
+
+def trace_layout(cfg, lanes) -> data.StructLayout:
+    """One block of end-of-step state, reported during the ``UPD`` phase."""
+    sb = cfg.state_bits
+    nb = max(_nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes))
+    return data.StructLayout({
+        "valid": 1, "layer": 1, "t": range(max(cfg.timesteps, 2)), "block": range(max(nb, 2)),
+        "v": data.ArrayLayout(signed(sb), lanes), "u": data.ArrayLayout(signed(sb), lanes),
+        "s": lanes,
+    })
+
+
+def cycles_per_step(cfg, lanes, n1, n2):
+    """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see above)."""
+    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
+    return 12 + max(nb1 + nb2, cfg.n_in) + 2 * (nb1 + nb2) + n1 * nb1 + n2 * nb2
+
+
+def _sat(x, lo, hi):
+    return Mux(x < lo, lo, Mux(x > hi, hi, x))
+
+
+def _leak(x, k):
+    """``x - (x >> k)`` with an arithmetic shift (spec 2)."""
+    return x - (x >> k)
+
+
+def _ffs(m, vec, name):
+    """Index of the lowest set bit of ``vec`` (0 if none): a priority encoder.
+
+    Spikes may be processed in any order (spec 8); lowest first is simply the cheapest way to
+    serialise a spike vector without a FIFO.
+    """
+    idx = Signal(range(max(len(vec), 2)), name=name)
+    for i in reversed(range(len(vec))):
+        with m.If(vec[i]):
+            m.d.comb += idx.eq(i)
+    return idx
+
+
+# Operations of the scan pipeline's second stage.
+OP_PRE, OP_INT, OP_FIRE, OP_UPD, OP_DFAU = range(5)
+
+
+class Core(wiring.Component):
+    """The learning core.
+
+    Parameters
+    ----------
+    cfg : sim.config.Config
+        Only the ``arch`` fields are used at elaboration; everything of kind ``reg`` comes
+        from the ``regs`` port at run time.
+    lanes : int
+        Neurons (and weights) processed per cycle, ``P``.
+    memory : callable
+        Memory factory with the :class:`hdl.mem.WordMemory` signature.
+
+    Attributes
+    ----------
+    regs : In(regs_layout(cfg))
+        Runtime registers; hold them stable during a presentation.
+    cmd : In(stream.Signature(cmd_layout(cfg)))
+        Start one presentation (mode, label). Accepted only when idle.
+    x_in : In(stream.Signature(unsigned(in_bits)))
+        The ``n_in`` intensities of the next sample (channel 0 first), only when idle.
+    result : Out(stream.Signature(result_layout(cfg)))
+        Output spike counts and the predicted class; the core stays busy until taken.
+    w_layer, w_addr, w_wdata, w_we, w_re : In
+        Host weight port (only when idle): word ``i * NB1 + b`` of layer 0 is
+        ``W1[i, b*P : b*P+P]``, word ``j * NB2 + b`` of layer 1 is ``W2[j, b*P : b*P+P]``.
+    w_rdata : Out
+        Word read by ``w_re``, valid the next cycle.
+    busy : Out(1)
+    sample_counter : Out(32)
+        Learning presentations so far (seeds the dither, spec 3).
+    counter_we, counter_wdata : In
+        Overwrite the sample counter while idle (resuming training from a checkpoint must
+        continue the dither sequence where it stopped).
+    trace : Out(trace_layout(cfg, lanes))
+        End-of-step ``V``, ``U`` and spikes of one block per valid cycle.
+    step_done : Out(1)
+        Pulses in the last cycle of every timestep (for cycle counting).
+    """
+
+    def __init__(self, cfg, lanes: int = 1, memory=WordMemory):
+        self.cfg = cfg
+        self.lanes = P = lanes
+        self.nb1 = _nblocks(cfg.n_hid, P)
+        self.nb2 = _nblocks(cfg.n_out, P)
+        self._memory = memory
+        wword = data.ArrayLayout(signed(cfg.w_bits), P)
+        self.w_words = (cfg.n_in * self.nb1, cfg.n_hid * self.nb2)
+        super().__init__({
+            "regs": In(regs_layout(cfg)),
+            "cmd": In(stream.Signature(cmd_layout(cfg))),
+            "x_in": In(stream.Signature(unsigned(cfg.in_bits))),
+            "result": Out(stream.Signature(result_layout(cfg))),
+            "w_layer": In(1),
+            "w_addr": In(range(max(self.w_words))),
+            "w_wdata": In(wword),
+            "w_we": In(1),
+            "w_re": In(1),
+            "w_rdata": Out(wword),
+            "busy": Out(1),
+            "sample_counter": Out(32),
+            "counter_we": In(1),
+            "counter_wdata": In(32),
+            "trace": Out(trace_layout(cfg, P)),
+            "step_done": Out(1),
+        })
+
+    # -----------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg, P, nb1, nb2 = self.cfg, self.lanes, self.nb1, self.nb2
+        T, sb, wb = cfg.timesteps, cfg.state_bits, cfg.w_bits
+        n_in, n_hid, n_out = cfg.n_in, cfg.n_hid, cfg.n_out
+        smin, smax = cfg.s_min, cfg.s_max
+        wmin, wmax = cfg.w_min, cfg.w_max
+        regs = self.regs
+        mem = self._memory
+
+        # ---- memories ------------------------------------------------------------------------
+        wword = data.ArrayLayout(signed(wb), P)
+        nsword = data.ArrayLayout(data.StructLayout({"v": signed(sb), "u": signed(sb)}), P)
+
+        # Wide enough that leak(V0) + fan_in weights never overflows (spec 2, I_j); one width
+        # for both layers because they share the datapath.
+        aw = max(sb, wb + max(n_in, n_hid).bit_length()) + 1
+        wkword = data.ArrayLayout(
+            data.StructLayout({"acc": signed(aw), "d": signed(sb), "g": 1, "s": 1}), P)
+
+        m.submodules.w1 = w1 = mem(wword, n_in * nb1)
+        m.submodules.w2 = w2 = mem(wword, n_hid * nb2)
+        m.submodules.ns_h = ns_h = mem(nsword, nb1)
+        m.submodules.ns_o = ns_o = mem(nsword, nb2)
+        # Transparent: with one block the read-modify-write revisits an address every cycle.
+        m.submodules.wk_h = wk_h = mem(wkword, nb1, transparent=True)
+        m.submodules.wk_o = wk_o = mem(wkword, nb2, transparent=True)
+        m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1)
+        m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1)
+        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2)
+        m.submodules.enc = enc = Encoder(cfg, memory=mem)
+
+        # ---- control registers -----------------------------------------------------------------
+        mode = Signal(Mode)
+        label = Signal(range(max(n_out, 2)))
+        dfa_learn = Signal()          # DFA learning phase (replay)
+        t = Signal(range(max(T, 2)))
+        g = Signal(32)                # global step (spec 3)
+        base = Signal(32)             # sample_counter * T mod 2**32
+        counter = Signal(32)
+        key1 = Signal(32)
+        key2 = Signal(32)
+        h0 = Signal(32)
+        hstep = Signal(32)
+        tacc = Signal(cfg.in_bits)    # target encoder accumulator (phase 0)
+        tgt = Signal()                # target spike of the label neuron in this step
+        tgt_cnt = Signal(range(T + 1))
+        counts = Array(Signal(range(T + 1), name=f"count{k}") for k in range(n_out))
+        s_out = Signal(nb2 * P)
+        in_vec = Signal(max(n_in, 1))
+        hid_vec = Signal(nb1 * P)
+        first = Signal()              # t == 0 of a forward pass: V0 = U0 = 0
+
+        erbp = mode == Mode.ERBP
+        learn = erbp | dfa_learn      # weights are rewritten in INT
+        m.d.comb += [self.sample_counter.eq(counter)]
+
+        # error registers (eRBP per step; DFA per sample)
+        ew = (2 * max(n_out, 2) * (T + 1)).bit_length() + 2
+        e = Array(Signal(signed(ew), name=f"e{k}") for k in range(n_out))
+        ec = Array(Signal(signed(ew + n_out.bit_length() + 1), name=f"ec{k}")
+                   for k in range(n_out))
+
+        # Both rules load the error through one centering tree:
+        # ec[k] = n_out e[k] - sum_m e[m] (spec 6.1)
+        e_in = [Signal(signed(ew), name=f"e_in{k}") for k in range(n_out)]
+        load_e = Signal()
+        with m.If(load_e):
+            esum = sum(e_in)
+            for k in range(n_out):
+                m.d.sync += [e[k].eq(e_in[k]), ec[k].eq(n_out * e_in[k] - esum)]
+
+        # ---- scalar hash (keys, feedback matrix, per-step dither half) ------------------------
+        h_in = Signal(32)
+        h_out = Signal(32)
+        m.d.comb += h_out.eq(hash32(h_in))
+
+        # ---- scan / integrate counters and the pipeline's second stage --------------------------
+        b = Signal(range(max(nb1, nb2, 2) + 1))
+        cur = Signal(range(max(n_in, nb1 * P, 2)))
+        cur_valid = Signal()
+        int_first = Signal()
+        p1_valid = Signal()
+        p1_op = Signal(range(5))
+        p1_layer = Signal()
+        p1_b = Signal(range(max(nb1, nb2, 2)))
+        p1_waddr = Signal(range(max(max(self.w_words), 2)))
+        rbase_h = Signal(range(T * nb1 + 1))       # t * NB1: raster row of this step
+        rbase_o = Signal(range(T * nb2 + 1))
+
+        m.d.sync += p1_valid.eq(0)
+
+        s0_layer = Signal()           # layer of the block issued in this cycle
+
+        def issue(op, layer, waddr=0):
+            m.d.comb += s0_layer.eq(layer)
+            m.d.sync += [p1_valid.eq(1), p1_op.eq(op), p1_layer.eq(layer), p1_b.eq(b),
+                         p1_waddr.eq(waddr)]
+
+        # Stage 0 addresses: every per-neuron memory is read at block b, the weight memories
+        # at (presynaptic neuron, b), the raster at this step's row. The data of the issuing
+        # cycle is used by stage 1 the next cycle, whatever the phase.
+        idle = Signal()
+        for nm in (ns_h, ns_o, wk_h, wk_o, fb):
+            m.d.comb += nm.rd_addr.eq(b)
+        m.d.comb += [rs_h.rd_addr.eq(rbase_h + b), rs_o.rd_addr.eq(rbase_o + b)]
+        with m.If(idle):
+            m.d.comb += [w1.rd_addr.eq(self.w_addr), w2.rd_addr.eq(self.w_addr)]
+        with m.Else():
+            m.d.comb += [w1.rd_addr.eq(cur * nb1 + b), w2.rd_addr.eq(cur * nb2 + b)]
+
+        # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
+        # Formed in stage 0 (while the memories are read) and registered. The constant
+        # multiply could become one adder per lane stepping by P * 0x9E3779B9 per block.
+        lr_h = Mux(dfa_learn, regs.dfa_shift_hid, regs.lr_shift_hid)
+        lr_o = Mux(dfa_learn, regs.dfa_shift_out, regs.lr_shift_out)
+        shift0 = Mux(s0_layer, lr_o, lr_h)
+        shift = Signal(range(25))
+        m.d.sync += shift.eq(shift0)
+        r = []
+        for l in range(P):
+            n_idx = Mux(s0_layer, n_hid, 0) + b * P + l
+            rl = Signal(32, name=f"r{l}")
+            m.d.sync += rl.eq((hstep + n_idx * PHI32)[:32] >> (Const(32, 6) - shift0)[:6])
+            r.append(rl)
+
+        # ---- stage 1: one datapath per lane, shared by the two layers ---------------------------
+        # Only one layer is ever in flight, so the layer's memory words are multiplexed into
+        # a single set of lane datapaths (leak shifters, dither rounding, saturation, error
+        # projection) instead of building one per layer.
+        hid = ~p1_layer
+        nsd = Signal(nsword)
+        wkd = Signal(wkword)
+        wd = Signal(wword)
+        m.d.comb += [
+            nsd.eq(Mux(p1_layer, ns_o.rd_data.as_value(), ns_h.rd_data.as_value())),
+            wkd.eq(Mux(p1_layer, wk_o.rd_data.as_value(), wk_h.rd_data.as_value())),
+            wd.eq(Mux(p1_layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
+        ]
+        nsw = Signal(nsword)
+        wkw = Signal(wkword)
+        ww = Signal(wword)
+        ns_we, wk_we, w_we = Signal(), Signal(), Signal()
+        for L, (ns, wk, wm) in enumerate(((ns_h, wk_h, w1), (ns_o, wk_o, w2))):
+            sel = p1_valid & (p1_layer == L)
+            m.d.comb += [ns.wr_addr.eq(p1_b), ns.wr_data.eq(nsw), ns.wr_en.eq(sel & ns_we),
+                         wk.wr_addr.eq(p1_b), wk.wr_data.eq(wkw), wk.wr_en.eq(sel & wk_we)]
+            with m.If(sel & w_we):
+                m.d.comb += [wm.wr_addr.eq(p1_waddr), wm.wr_data.eq(ww), wm.wr_en.eq(1)]
+
+        theta = Mux(p1_layer, regs.theta_out, regs.theta_hid)
+        bmin = Mux(p1_layer, regs.bmin_out, regs.bmin_hid)
+        bmax = Mux(p1_layer, regs.bmax_out, regs.bmax_hid)
+        esh = Mux(p1_layer, regs.err_shift_out, regs.err_shift_hid)
+        last_b = Mux(p1_layer, nb2 - 1, nb1 - 1)
+        tr = self.trace
+        spikes, gates = [], []
+        for l in range(P):
+            # lanes past the end of a layer (its last block only) are padding
+            pad_h = l >= n_hid - (nb1 - 1) * P
+            pad_o = l >= n_out - (nb2 - 1) * P
+            lane_ok = ~(Mux(p1_layer, pad_o, pad_h) & (p1_b == last_b))
+            v0 = Mux(first, 0, nsd[l].v)
+            u0 = Mux(first, 0, nsd[l].u)
+            # hidden: sum_k B[j, k] ec[k]; output: e[k]
+            bits = fb.rd_data[l]
+            proj_h = sum(Mux(bits[k], ec[k], -ec[k]) for k in range(n_out))
+            proj = Mux(p1_layer, e[p1_b * P + l], proj_h)
+            gate_rs = Mux(p1_layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
+            v = _sat(wkd[l].acc, smin, smax)
+            s = (v >= theta) & lane_ok
+            spikes.append(s)
+            gates.append(wkd[l].g)
+            with m.Switch(p1_op):
+                with m.Case(OP_PRE):
+                    gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
+                    dd = (u0 + r[l]) >> shift
+                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(_leak(v0, regs.leak_v)),
+                                 wkw[l].d.eq(Mux(learn & gate, dd, 0)), wkw[l].g.eq(gate)]
+                with m.Case(OP_INT):
+                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
+                                 wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g),
+                                 w_we.eq(learn), ww[l].eq(_sat(wd[l] + wkd[l].d, wmin, wmax))]
+                with m.Case(OP_FIRE):
+                    vr = Mux(regs.reset_zero, 0, v - theta)
+                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(Mux(s, vr, v)),
+                                 wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g), wkw[l].s.eq(s)]
+                with m.Case(OP_UPD):
+                    un = _sat(_leak(u0, regs.leak_u) + (proj << esh), smin, smax)
+                    m.d.comb += [ns_we.eq(1), nsw[l].v.eq(wkd[l].acc), nsw[l].u.eq(un),
+                                 tr.v[l].eq(wkd[l].acc), tr.u[l].eq(un), tr.s[l].eq(wkd[l].s)]
+                with m.Case(OP_DFAU):
+                    m.d.comb += [ns_we.eq(1), nsw[l].u.eq(_sat(proj, smin, smax))]
+
+        sv = Cat(*spikes)
+        gv = Cat(*gates)
+        with m.If(p1_valid & (p1_op == OP_FIRE)):
+            # blocks arrive in order: after NB shifts, block 0 is at the bottom of the vector
+            with m.If(hid):
+                m.d.sync += hid_vec.eq(Cat(hid_vec[P:], sv) if nb1 > 1 else sv)
+            with m.Else():
+                m.d.sync += s_out.eq(Cat(s_out[P:], sv) if nb2 > 1 else sv)
+                for k in range(n_out):
+                    with m.If((p1_b == k // P) & spikes[k % P]):
+                        m.d.sync += counts[k].eq(counts[k] + 1)
+            # DFA forward phase: record hidden spikes and both layers' gates
+            with m.If(~dfa_learn & (mode == Mode.DFA)):
+                m.d.comb += [rs_h.wr_addr.eq(rbase_h + p1_b), rs_h.wr_data.s.eq(sv),
+                             rs_h.wr_data.g.eq(gv), rs_h.wr_en.eq(hid),
+                             rs_o.wr_addr.eq(rbase_o + p1_b), rs_o.wr_data.eq(gv),
+                             rs_o.wr_en.eq(p1_layer)]
+        with m.If(p1_valid & (p1_op == OP_UPD)):
+            m.d.comb += [tr.valid.eq(1), tr.layer.eq(p1_layer), tr.t.eq(t), tr.block.eq(p1_b)]
+        # DFA learning phase: the hidden spikes of the step are replayed from the raster
+        with m.If(p1_valid & (p1_op == OP_PRE) & dfa_learn & hid):
+            m.d.sync += hid_vec.eq(Cat(hid_vec[P:], rs_h.rd_data.s) if nb1 > 1
+                                   else rs_h.rd_data.s)
+
+        # ---- host ports -------------------------------------------------------------------------
+        rlayer = Signal()
+        m.d.sync += rlayer.eq(self.w_layer)
+        m.d.comb += self.w_rdata.eq(Mux(rlayer, w2.rd_data.as_value(), w1.rd_data.as_value()))
+        with m.If(idle & self.w_we):
+            with m.If(self.w_layer):
+                m.d.comb += [w2.wr_addr.eq(self.w_addr), w2.wr_data.eq(self.w_wdata),
+                             w2.wr_en.eq(1)]
+            with m.Else():
+                m.d.comb += [w1.wr_addr.eq(self.w_addr), w1.wr_data.eq(self.w_wdata),
+                             w1.wr_en.eq(1)]
+        m.d.comb += [enc.x_in.payload.eq(self.x_in.payload),
+                     enc.x_in.valid.eq(self.x_in.valid & idle),
+                     self.x_in.ready.eq(enc.x_in.ready & idle)]
+
+        # encoder spikes: the core always accepts them; channel 0 ends at the bottom
+        m.d.comb += enc.spikes.ready.eq(1)
+        with m.If(enc.spikes.valid):
+            if n_in > 1:
+                m.d.sync += in_vec.eq(Cat(in_vec[1:], enc.spikes.payload.spike))
+            else:
+                m.d.sync += in_vec.eq(enc.spikes.payload.spike)
+
+        # prediction: most spikes, ties to the lowest index
+        best = Const(0, range(T + 1))
+        pred = Const(0, range(max(n_out, 2)))
+        for k in range(n_out):
+            better = counts[k] > best
+            best = Mux(better, counts[k], best)
+            pred = Mux(better, k, pred)
+        m.d.comb += [self.result.payload.pred.eq(pred)]
+        for k in range(n_out):
+            m.d.comb += self.result.payload.counts[k].eq(counts[k])
+
+        # ---- integrate pass (INT_H / INT_O) ------------------------------------------------------
+        # one priority encoder per spike vector, shared by the forward and DFA replay passes
+        ffs = {id(in_vec): _ffs(m, in_vec, "ffs_in"), id(hid_vec): _ffs(m, hid_vec, "ffs_hid")}
+
+        def integrate(layer, vec, nb, next_state):
+            """One read-modify-write per (presynaptic spike, block); the priority encoder
+            picks the spikes lowest index first and they are cleared from the vector."""
+            nxt = ffs[id(vec)]
+            with m.If(int_first | (cur_valid & (b == nb - 1))):
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(vec.any()), vec.eq(vec & (vec - 1)),
+                             b.eq(0), int_first.eq(0)]
+            with m.If(cur_valid):
+                issue(OP_INT, layer, cur * nb + b)
+                with m.If(b != nb - 1):
+                    m.d.sync += b.eq(b + 1)
+            with m.If(~int_first & ~cur_valid):
+                m.d.sync += [b.eq(0)]
+                m.next = next_state
+
+        def scan(op, layer, nb, next_state, extra=None):
+            with m.If(b < nb):
+                issue(op, layer)
+                m.d.sync += b.eq(b + 1)
+            with m.Else():
+                cond = Const(1) if extra is None else extra
+                with m.If(cond):
+                    m.d.sync += b.eq(0)
+                    m.next = next_state
+
+        # ---- sequencer -------------------------------------------------------------------------
+        kc = Signal(2)
+        bj = Signal(range(max(nb1, 2)))
+        lj = Signal(range(max(P, 2)))
+        jj = Signal(range(max(nb1 * P, 2)))
+        kk = Signal(range(max(n_out, 2)))
+        fb_sr = Signal(P * n_out)
+
+        with m.FSM(name="seq"):
+            with m.State("IDLE"):
+                m.d.comb += [idle.eq(1), self.cmd.ready.eq(1)]
+                with m.If(self.counter_we):
+                    # base = counter * T mod 2**32; T is a constant, so this is a few adders
+                    m.d.sync += [counter.eq(self.counter_wdata),
+                                 base.eq((self.counter_wdata * T)[:32])]
+                with m.If(self.cmd.valid):
+                    m.d.sync += [mode.eq(self.cmd.payload.mode), label.eq(self.cmd.payload.label),
+                                 t.eq(0), g.eq(base), tacc.eq(0), tgt_cnt.eq(0), first.eq(1),
+                                 dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
+                                 jj.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
+                    m.d.sync += [counts[k].eq(0) for k in range(n_out)]
+                    with m.If(self.cmd.payload.mode == Mode.INFER):
+                        m.next = "STEP"
+                    with m.Else():
+                        m.next = "KEYS"
+
+            with m.State("KEYS"):
+                # key(domain) = hash32(hash32(seed) ^ domain), one hash per cycle
+                m.d.sync += kc.eq(kc + 1)
+                with m.Switch(kc):
+                    with m.Case(0):
+                        m.d.comb += h_in.eq(regs.seed)
+                        m.d.sync += h0.eq(h_out)
+                    with m.Case(1):
+                        m.d.comb += h_in.eq(h0 ^ 1)
+                        m.d.sync += key1.eq(h_out)
+                    with m.Case(2):
+                        m.d.comb += h_in.eq(h0 ^ 2)
+                        m.d.sync += key2.eq(h_out)
+                        m.next = "FB"
+
+            with m.State("FB"):
+                # B[j, k] = bit (k mod 32) of hash32(key1 ^ j ^ ((k >> 5) << 16)): one bit a
+                # cycle, shifted into the P-row word of the feedback RAM
+                m.d.comb += h_in.eq(key1 ^ jj ^ ((kk >> 5) << 16))
+                bit = h_out.bit_select(kk[:5], 1)
+                sr = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
+                m.d.sync += [fb_sr.eq(sr), kk.eq(kk + 1)]
+                with m.If(kk == n_out - 1):
+                    m.d.sync += [kk.eq(0), jj.eq(jj + 1), lj.eq(lj + 1)]
+                    with m.If(lj == P - 1):
+                        m.d.comb += [fb.wr_addr.eq(bj), fb.wr_data.eq(sr), fb.wr_en.eq(1)]
+                        m.d.sync += [lj.eq(0), bj.eq(bj + 1)]
+                        with m.If(bj == nb1 - 1):
+                            m.next = "STEP"
+
+            with m.State("STEP"):
+                m.d.comb += [h_in.eq(key2 ^ g), enc.start.eq(1), enc.first.eq(t == 0)]
+                m.d.sync += hstep.eq(h_out)
+                tsum = tacc + regs.target_rate
+                m.d.sync += [tacc.eq(tsum[:cfg.in_bits]), tgt.eq(tsum[cfg.in_bits])]
+                with m.If(tsum[cfg.in_bits]):
+                    m.d.sync += tgt_cnt.eq(tgt_cnt + 1)
+                m.next = "PRE_H"
+
+            with m.State("PRE_H"):
+                scan(OP_PRE, 0, nb1, "PRE_O")
+            with m.State("PRE_O"):
+                m.d.sync += int_first.eq(1)
+                scan(OP_PRE, 1, nb2, "INT_H", extra=~enc.busy)
+
+            with m.State("INT_H"):
+                integrate(0, in_vec, nb1, "FIRE_H")
+            with m.State("FIRE_H"):
+                m.d.sync += int_first.eq(1)
+                scan(OP_FIRE, 0, nb1, "INT_O")
+            with m.State("INT_O"):
+                integrate(1, hid_vec, nb2, "FIRE_O")
+            with m.State("FIRE_O"):
+                scan(OP_FIRE, 1, nb2, "ERR")
+
+            with m.State("ERR"):
+                # e[k] = tgt[k] - s_out[k] (eRBP only; 0 leaves U at 0 otherwise)
+                m.d.comb += load_e.eq(1)
+                for k in range(n_out):
+                    m.d.comb += e_in[k].eq(Mux(erbp, (tgt & (label == k)) - s_out[k], 0))
+                m.next = "UPD_H"
+
+            with m.State("UPD_H"):
+                scan(OP_UPD, 0, nb1, "UPD_O")
+            with m.State("UPD_O"):
+                with m.If(b == nb2):
+                    m.d.comb += self.step_done.eq(1)
+                    m.d.sync += [t.eq(t + 1), g.eq(g + 1), first.eq(0),
+                                 rbase_h.eq(rbase_h + nb1), rbase_o.eq(rbase_o + nb2)]
+                    with m.If(t == T - 1):
+                        with m.If(mode == Mode.DFA):
+                            m.d.sync += b.eq(0)
+                            m.next = "DFA_E"
+                        with m.Else():
+                            m.d.sync += b.eq(0)
+                            m.next = "DONE"
+                    with m.Else():
+                        m.d.sync += b.eq(0)
+                        m.next = "STEP"
+                with m.Else():
+                    issue(OP_UPD, 1)
+                    m.d.sync += b.eq(b + 1)
+
+            with m.State("DONE"):
+                m.d.comb += self.result.valid.eq(1)
+                with m.If(self.result.ready):
+                    with m.If(mode != Mode.INFER):
+                        m.d.sync += [counter.eq(counter + 1), base.eq(base + T)]
+                    m.next = "IDLE"
+
+            # ---- DFA: error from the counts, then the learning phase replays the raster ----
+            with m.State("DFA_E"):
+                # E[k] = target count - output count (spec 6.3)
+                m.d.comb += load_e.eq(1)
+                for k in range(n_out):
+                    m.d.comb += e_in[k].eq(Mux(label == k, tgt_cnt, 0) - counts[k])
+                m.d.sync += [t.eq(0), g.eq(base), dfa_learn.eq(1), rbase_h.eq(0),
+                             rbase_o.eq(0)]
+                m.next = "DFA_UH"
+            with m.State("DFA_UH"):
+                scan(OP_DFAU, 0, nb1, "DFA_UO")
+            with m.State("DFA_UO"):
+                scan(OP_DFAU, 1, nb2, "L_STEP")
+            with m.State("L_STEP"):
+                m.d.comb += [h_in.eq(key2 ^ g), enc.start.eq(1), enc.first.eq(t == 0)]
+                m.d.sync += hstep.eq(h_out)
+                m.next = "L_PRE_H"
+            with m.State("L_PRE_H"):
+                scan(OP_PRE, 0, nb1, "L_PRE_O")
+            with m.State("L_PRE_O"):
+                m.d.sync += int_first.eq(1)
+                scan(OP_PRE, 1, nb2, "L_INT_H", extra=~enc.busy)
+            with m.State("L_INT_H"):
+                with m.If(~int_first & ~cur_valid):
+                    m.d.sync += int_first.eq(1)
+                integrate(0, in_vec, nb1, "L_INT_O")
+            with m.State("L_INT_O"):
+                integrate(1, hid_vec, nb2, "L_NEXT")
+            with m.State("L_NEXT"):
+                m.d.sync += [t.eq(t + 1), g.eq(g + 1), rbase_h.eq(rbase_h + nb1),
+                             rbase_o.eq(rbase_o + nb2), b.eq(0)]
+                with m.If(t == T - 1):
+                    m.next = "DONE"
+                with m.Else():
+                    m.next = "L_STEP"
+
+        m.d.comb += self.busy.eq(~idle)
+        return m
+
+
+def presentation_cycles(cfg, lanes, mode, n1, n2):
+    """Cycles of one presentation (see the module docstring); ``n1[t]``, ``n2[t]`` are the
+    input and hidden spike counts of each step of the forward pass."""
+    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
+    T = cfg.timesteps
+    c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t])) for t in range(T))
+    if mode != "infer":
+        c += 3 + nb1 * lanes * cfg.n_out
+    if mode == "dfa":
+        c += 3 + nb1 + nb2 + sum(8 + max(nb1 + nb2, cfg.n_in) + int(n1[t]) * nb1
+                                 + int(n2[t]) * nb2 for t in range(T))
+    return c

@@ -1,0 +1,73 @@
+"""The 32-bit mixing function of ``docs/spec.md`` section 3, in Amaranth.
+
+``hash32`` is shifts, XORs and additions modulo 2**32 only (no multiplier). It is provided
+both as a function that builds the combinational expression (so a core can instantiate as
+many copies as it has lanes) and as a small :class:`Hash32` component with an optional
+output register.
+"""
+
+from amaranth.hdl import Module, Value, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["GOLDEN32", "ROUNDS", "hash32", "Hash32"]
+
+GOLDEN32 = 0x9E3779B9
+#: (left-shift-add, right-shift-xor) pairs after the first add and xor; mirrors sim.fixed.
+ROUNDS = ((10, 6), (3, 11), (15, 16), (7, 13))
+
+
+def _w32(x):
+    """Truncate to 32 bits: additions and left shifts grow the width, the spec wraps."""
+    return x.as_unsigned()[:32]
+
+
+def hash32(x) -> Value:
+    """Combinational ``hash32`` of a 32-bit value (wider values are truncated first).
+
+    Parameters
+    ----------
+    x : Value-castable
+        Input word.
+
+    Returns
+    -------
+    Value
+        ``unsigned(32)`` expression, equal to ``sim.fixed.hash32(x)``.
+    """
+    x = _w32(Value.cast(x))
+    x = _w32(x + GOLDEN32)
+    x = x ^ (x >> 16)
+    for left, right in ROUNDS:
+        x = _w32(x + (x << left))
+        x = x ^ (x >> right)
+    return x
+
+
+class Hash32(wiring.Component):
+    """``hash32`` as a component.
+
+    Parameters
+    ----------
+    registered : bool
+        If true the output is registered (one cycle of latency), which cuts the ten-adder
+        deep path for timing; otherwise it is purely combinational.
+
+    Attributes
+    ----------
+    i : In(unsigned(32))
+    o : Out(unsigned(32))
+    """
+
+    i: In(unsigned(32))
+    o: Out(unsigned(32))
+
+    def __init__(self, registered: bool = False):
+        self._registered = registered
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        domain = m.d.sync if self._registered else m.d.comb
+        domain += self.o.eq(hash32(self.i))
+        return m

@@ -1,0 +1,75 @@
+"""The one memory primitive the cores use: a simple dual-port (one read, one write) RAM.
+
+Every memory of the cores goes through :class:`WordMemory` (or a replacement with the same
+signature passed as ``memory=`` to the core), so a board can substitute a vendor primitive
+(iCE40 SPRAM, ECP5 DP16KD, ...) without touching the core. The contract is that of a
+block RAM: synchronous read with one cycle of latency, ``rd_data`` holds while ``rd_en`` is
+low, and a write takes effect at the clock edge.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["WordMemory"]
+
+
+class WordMemory(wiring.Component):
+    """One-read, one-write synchronous RAM.
+
+    Parameters
+    ----------
+    shape : shape-castable
+        Word shape (an integer shape or an ``amaranth.lib.data`` layout).
+    depth : int
+        Number of words.
+    transparent : bool
+        If true, a read of the address written in the same cycle returns the new word
+        (read-after-write forwarding). The cores need this where a read-modify-write
+        pipeline may revisit one address on consecutive cycles.
+    init : iterable of int, optional
+        Initial contents.
+
+    Attributes
+    ----------
+    rd_addr, rd_en : In
+        Read address and enable; ``rd_data`` is valid the cycle after, and holds while
+        ``rd_en`` is low.
+    rd_data : Out(shape)
+    wr_addr, wr_data, wr_en : In
+        Write port.
+    """
+
+    def __init__(self, shape, depth: int, *, transparent: bool = False, init=()):
+        self._shape = shape
+        self._depth = max(1, depth)
+        self._transparent = transparent
+        self._init = list(init)
+        super().__init__({
+            "rd_addr": In(range(self._depth)),
+            "rd_en": In(1, init=1),
+            "rd_data": Out(shape),
+            "wr_addr": In(range(self._depth)),
+            "wr_data": In(shape),
+            "wr_en": In(1),
+        })
+
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @property
+    def shape(self):
+        return self._shape
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth, init=self._init)
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,) if self._transparent else ())
+        m.d.comb += [
+            wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
+            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
+        ]
+        return m
