@@ -144,6 +144,19 @@ def render(results: dict) -> str:
     return "\n".join(lines)
 
 
+def update_readme(table: str, readme: Path = HERE.parent / "README.md") -> None:
+    """Replace the block between the bench-table markers of the README with ``table``."""
+    text = readme.read_text()
+    start, end = "<!-- bench-table -->", "<!-- /bench-table -->"
+    if start not in text or end not in text:
+        return
+    body = table.replace("# Benchmark results\n", "").strip()
+    body = body.replace("\n## ", "\n### ")
+    head, rest = text.split(start, 1)
+    text = head + start + "\n" + body + "\n" + end + rest.split(end, 1)[1]
+    readme.write_text(text)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,6 +168,9 @@ def main(argv=None) -> int:
                    help="smoke run: 1 epoch, seed 0, 200 training samples, short speed test")
     p.add_argument("--out", default=str(HERE / "results"),
                    help="output path without suffix (default: bench/results)")
+    p.add_argument("--no-readme", action="store_true",
+                   help="do not copy the table into README.md (it is copied only when --out "
+                        "is the default)")
     a = p.parse_args(argv)
     if a.quick:
         a.epochs, a.seeds, a.limit_train = 1, [0], 200
@@ -187,6 +203,8 @@ def main(argv=None) -> int:
     table = render(results)
     out.with_suffix(".md").write_text(table + "\n")
     print(table)
+    if not a.no_readme and out == HERE / "results":
+        update_readme(table)
     print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
           f"in {time.time() - t0:.0f} s")
     return 0

@@ -179,3 +179,13 @@ def test_bench_quick_writes_table(tmp_path):
     res = json.loads((tmp_path / "res.json").read_text())
     assert {r["rule"] for r in res["runs"]} == {"erbp", "dfa", "float-bp", "float-dfa"}
     assert res["speed"]["infer"] > 0
+
+
+def test_bench_copies_its_table_into_the_readme(tmp_path):
+    from bench.run import update_readme
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- bench-table -->\nold\n<!-- /bench-table -->\nrest\n")
+    update_readme("# Benchmark results\n\nnew table\n\n## Speed\nrow", readme)
+    text = readme.read_text()
+    assert "old" not in text and "new table" in text and "### Speed" in text
+    assert text.startswith("intro\n") and text.endswith("rest\n")
