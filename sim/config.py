@@ -81,8 +81,8 @@ class Config:
     init_std_hid: int = _host(32, "std of the initial hidden weights, in weight LSBs")
     init_mean_hid: int = _host(13, "mean of the initial hidden weights (inputs are >= 0)")
     init_std_out: int = _host(32, "std of the initial output weights, in weight LSBs")
-    lr_decay_epochs: tuple = _host((6, 10, 14, 18), "epochs (0-based) from which every learning shift is one "
-                                       "larger, cumulatively; e.g. 8,14")
+    lr_decay_epochs: tuple = _host((6, 10, 14, 18), "epochs (0-based) from which every learning "
+                                   "shift is one larger, cumulatively; e.g. 8,14")
 
     # ------------------------------------------------------------------------------------------
     def __post_init__(self):
@@ -216,7 +216,8 @@ class Config:
                 try:
                     changes[key] = tuple(int(e) for e in value.split(",") if e.strip())
                 except ValueError:
-                    raise ConfigError(f"{key} must be comma-separated epochs, got {value!r}") from None
+                    raise ConfigError(
+                        f"{key} must be comma-separated epochs, got {value!r}") from None
             else:
                 try:
                     changes[key] = int(value, 0)

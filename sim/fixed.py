@@ -45,8 +45,8 @@ def center_error(e):
     ``n_out * e_k - sum_m e_m`` over the last axis. This is what the feedback matrix projects
     onto the hidden layer; without it, ``B e`` pushes every hidden neuron's weights in a fixed
     random direction whenever the outputs are too active or too quiet overall."""
-    e = np.asarray(e, dtype=np.int32)
-    return e.shape[-1] * e - e.sum(-1, keepdims=True, dtype=np.int32)
+    e = np.asarray(e, dtype=np.int64)
+    return e.shape[-1] * e - e.sum(-1, keepdims=True)
 
 
 def hash32(x):

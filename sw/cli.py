@@ -186,7 +186,8 @@ def _train_spiking(args, cfg, ds, resume):
     from .train import train
 
     start_epoch = resume.epoch if resume else 0
-    ck_path = args.checkpoint or f"runs/{Path(ds.name).stem}-{args.rule}-seed{args.seed}/checkpoint.npz"
+    run_name = f"{Path(ds.name).stem}-{args.rule}-seed{args.seed}"
+    ck_path = args.checkpoint or f"runs/{run_name}/checkpoint.npz"
     if ck_path == "none":
         ck_path = None
 

@@ -59,7 +59,7 @@ def hidden_weights(w1: np.ndarray, image_shape, path: Path, n: int = 32) -> bool
     n = min(n, w1.shape[1])
     cols = 8
     rows = (n + cols - 1) // cols
-    lim = max(1, int(np.abs(w1).max()))
+    lim = max(1, int(np.percentile(np.abs(w1), 99)))  # a few saturated weights must not wash out
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1))
     for j, ax in enumerate(np.ravel(axes)):
         ax.axis("off")
@@ -96,7 +96,8 @@ def write_plots(out_dir, summary: dict, w1, image_shape, trace=None, label=None,
                 reference: dict | None = None) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    title = f"{summary['dataset']} / {summary['rule']} / {summary['backend']} / seed {summary['seed']}"
+    title = " / ".join([summary["dataset"], summary["rule"], summary["backend"],
+                        f"seed {summary['seed']}"])
     written = []
     p = out / "accuracy.png"
     accuracy_curves(summary["history"], p, title, reference)
