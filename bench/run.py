@@ -126,7 +126,8 @@ def render(results: dict) -> str:
         lines.append(f"| {names[rule]} | {100 * m:.2f} ± {100 * s:.2f} | {per} | {100 * tr:.2f} | "
                      f"{al:.1f} |")
     bp = _mean(rows, "float-bp")[0]
-    lines += ["", "Gap to float BP of the same size (points): " + ", ".join(
+    lines += ["", "Float BP of the same size minus the model, in points (negative: the model is "
+              "better): " + ", ".join(
         f"{r} {100 * (bp - _mean(rows, r)[0]):+.2f}" for r in ("erbp", "dfa")
         if any(x["rule"] == r for x in rows)) + ".", ""]
     sp = results.get("speed")
@@ -208,6 +209,13 @@ def main(argv=None) -> int:
     print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
           f"in {time.time() - t0:.0f} s")
     return 0
+
+
+def rerender(path: Path = HERE / "results") -> None:
+    """Rewrite the table (and the README block) from a saved results JSON, without rerunning."""
+    table = render(json.loads(path.with_suffix(".json").read_text()))
+    path.with_suffix(".md").write_text(table + "\n")
+    update_readme(table)
 
 
 if __name__ == "__main__":
