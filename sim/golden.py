@@ -77,6 +77,12 @@ class UpdateStats:
         return self.zero_out / self.gated_out if self.gated_out else float("nan")
 
 
+def exact_float(bound: int):
+    """The cheapest float type whose matrix products are exact integers when every partial
+    sum is at most ``bound`` in magnitude (float32 holds integers up to 2**24)."""
+    return np.float32 if bound < (1 << 24) else np.float64
+
+
 @dataclass
 class Presentation:
     counts: np.ndarray          # output spike counts (n_out,)
@@ -86,6 +92,9 @@ class Presentation:
     trace: Trace | None = None
     u_hid: np.ndarray | None = None  # DFA: the per-sample hidden error (after the forward phase)
     u_out: np.ndarray | None = None
+    #: forward-phase record for the DFA learning phase: hidden spikes, start-of-step V of both
+    #: layers, each (T, n)
+    forward: tuple | None = field(default=None, repr=False)
 
 
 class GoldenModel:
@@ -194,7 +203,8 @@ class GoldenModel:
         c = self._cfg
         T = c.timesteps
         # Input currents of every step at once: the weights do not change in this phase.
-        i1 = (s_in.astype(np.float32) @ self.w1.astype(np.float32)).astype(np.int32)
+        ft = exact_float(c.n_in << (c.w_bits - 1))
+        i1 = (s_in.astype(ft) @ self.w1.astype(ft)).astype(np.int64)
         v1 = np.zeros(c.n_hid, np.int32)
         v2 = np.zeros(c.n_out, np.int32)
         s_hid = np.zeros((T, c.n_hid), np.int8)
@@ -215,9 +225,9 @@ class GoldenModel:
         counts = s_out.sum(0, dtype=np.int32)
         res = Presentation(counts=counts, hid_counts=s_hid.sum(0, dtype=np.int32),
                            pred=int(np.argmax(counts)))
-        res._fwd = (s_hid, vh[:T], vo[:T])  # kept for the DFA learning phase
+        res.forward = (s_hid, vh[:T], vo[:T])
         if trace:
-            res.trace = Trace(s_in=s_in.copy(), s_hid=s_hid, v_hid=vh[1:], 
+            res.trace = Trace(s_in=s_in.copy(), s_hid=s_hid, v_hid=vh[1:],
                               u_hid=np.zeros((T, c.n_hid), np.int32), s_out=s_out, v_out=vo[1:],
                               u_out=np.zeros((T, c.n_out), np.int32),
                               target=(target_train(c, label) if label is not None
@@ -231,7 +241,7 @@ class GoldenModel:
         share a sign, so saturating once at the end equals saturating after every event."""
         c = self._cfg
         T = c.timesteps
-        s_hid, vh, vo = res._fwd
+        s_hid, vh, vo = res.forward
         tgt = target_train(c, label)
         e = tgt.sum(0, dtype=np.int32) - res.counts                        # (n_out,)
         u_out = np.clip(e, c.s_min, c.s_max).astype(np.int32)
@@ -249,10 +259,13 @@ class GoldenModel:
         res.stats = UpdateStats(
             gated_hid=int(ev_in @ g1.sum(1)), zero_hid=int(ev_in @ (g1 & (d1 == 0)).sum(1)),
             gated_out=int(ev_hid @ g2.sum(1)), zero_out=int(ev_hid @ (g2 & (d2 == 0)).sum(1)))
-        dw1 = s_in.astype(np.float32).T @ d1.astype(np.float32)
-        dw2 = s_hid.astype(np.float32).T @ d2.astype(np.float32)
-        self.w1 = np.clip(self.w1 + dw1.astype(np.int32), c.w_min, c.w_max)
-        self.w2 = np.clip(self.w2 + dw2.astype(np.int32), c.w_min, c.w_max)
+        # |d| <= 2**(state_bits - 1) >> shift + 1 and at most T events per synapse
+        top = max(0, c.state_bits - 1 - min(c.dfa_shift_hid, c.dfa_shift_out))
+        ft = exact_float(T * ((1 << top) + 1))
+        dw1 = s_in.astype(ft).T @ d1.astype(ft)
+        dw2 = s_hid.astype(ft).T @ d2.astype(ft)
+        self.w1 = np.clip(self.w1 + dw1.astype(np.int64), c.w_min, c.w_max).astype(np.int32)
+        self.w2 = np.clip(self.w2 + dw2.astype(np.int64), c.w_min, c.w_max).astype(np.int32)
 
     def _present_erbp(self, s_in: np.ndarray, label: int, trace: bool) -> Presentation:
         """eRBP: online learning during the presentation (spec 6.2).
@@ -370,30 +383,33 @@ class GoldenModel:
         return res
 
     # ---- batched inference ------------------------------------------------------------------
-    def infer_batch(self, X, batch_size: int = 512) -> np.ndarray:
+    def infer_batch(self, X, batch_size: int = 512, hidden: bool = False):
         """Output spike counts ``(B, n_out)`` for many samples; identical to calling
-        ``present(x, mode="infer")`` on each."""
+        ``present(x, mode="infer")`` on each. With ``hidden=True`` also the hidden spike
+        counts ``(B, n_hid)``."""
         c = self._cfg
         X = self._check_x(X, batch=True)
         out = np.zeros((len(X), c.n_out), np.int32)
-        w1f = self.w1.astype(np.float32)
-        w2f = self.w2.astype(np.float32)
+        hid = np.zeros((len(X), c.n_hid), np.int32)
+        f1 = exact_float(c.n_in << (c.w_bits - 1))
+        f2 = exact_float(c.n_hid << (c.w_bits - 1))
+        w1f = self.w1.astype(f1)
+        w2f = self.w2.astype(f2)
         for b0 in range(0, len(X), batch_size):
-            s_in = encode(c, X[b0:b0 + batch_size]).astype(np.float32)  # (B, T, n_in)
+            s_in = encode(c, X[b0:b0 + batch_size]).astype(f1)          # (B, T, n_in)
             B = len(s_in)
-            i1 = (s_in @ w1f).astype(np.int32)                           # (B, T, n_hid)
-            v1 = np.zeros((B, c.n_hid), np.int32)
-            v2 = np.zeros((B, c.n_out), np.int32)
-            cnt = np.zeros((B, c.n_out), np.int32)
+            i1 = (s_in @ w1f).astype(np.int64)                           # (B, T, n_hid)
+            v1 = np.zeros((B, c.n_hid), np.int64)
+            v2 = np.zeros((B, c.n_out), np.int64)
             for t in range(c.timesteps):
                 v1 = np.clip(v1 - (v1 >> c.leak_v) + i1[:, t], c.s_min, c.s_max)
                 s1, v1 = self._fire(c, v1, c.theta_hid)
-                i2 = (s1.astype(np.float32) @ w2f).astype(np.int32)
+                hid[b0:b0 + B] += s1
+                i2 = (s1.astype(f2) @ w2f).astype(np.int64)
                 v2 = np.clip(v2 - (v2 >> c.leak_v) + i2, c.s_min, c.s_max)
                 s2, v2 = self._fire(c, v2, c.theta_out)
-                cnt += s2
-            out[b0:b0 + B] = cnt
-        return out
+                out[b0:b0 + B] += s2
+        return (out, hid) if hidden else out
 
     def predict(self, X) -> np.ndarray:
         """Predicted classes: most output spikes, ties to the lowest index."""

@@ -14,23 +14,16 @@ from __future__ import annotations
 import numpy as np
 
 from sim.config import Config
-from sim.fixed import encode
+from sim.golden import GoldenModel
 
 __all__ = ["hidden_rate", "calibrate_hidden"]
 
 
 def hidden_rate(cfg: Config, w1: np.ndarray, X: np.ndarray) -> float:
-    """Mean hidden spikes per neuron per step over samples ``X`` (inference dynamics)."""
-    s_in = encode(cfg, X).astype(np.float32)
-    i1 = (s_in @ w1.astype(np.float32)).astype(np.int32)      # (B, T, n_hid)
-    v = np.zeros((len(X), cfg.n_hid), np.int32)
-    spikes = 0
-    for t in range(cfg.timesteps):
-        v = np.clip(v - (v >> cfg.leak_v) + i1[:, t], cfg.s_min, cfg.s_max)
-        s = v >= cfg.theta_hid
-        spikes += int(s.sum())
-        v = np.where(s, v - cfg.theta_hid if cfg.reset == "subtract" else 0, v)
-    return spikes / (len(X) * cfg.n_hid * cfg.timesteps)
+    """Mean hidden spikes per neuron per step over samples ``X`` (inference, golden model)."""
+    m = GoldenModel(cfg, w1, np.zeros((cfg.n_hid, cfg.n_out), np.int32))
+    _, hid = m.infer_batch(X, hidden=True)
+    return float(hid.sum()) / (len(X) * cfg.n_hid * cfg.timesteps)
 
 
 def calibrate_hidden(cfg: Config, w1: np.ndarray, X: np.ndarray,
