@@ -198,33 +198,13 @@ class GoldenModel:
         return s, v
 
     def _forward(self, s_in: np.ndarray, trace: bool, label: int | None) -> Presentation:
-        """Inference dynamics (no learning, U stays 0). Also the DFA forward phase, which
-        records the boxcar gate of every neuron at every step (from start-of-step V)."""
+        """Inference dynamics of one sample (no learning, U stays 0). Also the DFA forward
+        phase, for which it keeps the hidden spikes and the start-of-step V of both layers."""
         c = self._cfg
         T = c.timesteps
-        # Input currents of every step at once: the weights do not change in this phase.
-        ft = exact_float(c.n_in << (c.w_bits - 1))
-        i1 = (s_in.astype(ft) @ self.w1.astype(ft)).astype(np.int64)
-        v1 = np.zeros(c.n_hid, np.int32)
-        v2 = np.zeros(c.n_out, np.int32)
-        s_hid = np.zeros((T, c.n_hid), np.int8)
-        s_out = np.zeros((T, c.n_out), np.int8)
-        vh = np.zeros((T + 1, c.n_hid), np.int32)   # vh[t] = V at the start of step t
-        vo = np.zeros((T + 1, c.n_out), np.int32)
-        for t in range(T):
-            v1 = np.clip(v1 - (v1 >> c.leak_v) + i1[t], c.s_min, c.s_max)
-            s1, v1 = self._fire(c, v1, c.theta_hid)
-            s_hid[t] = s1
-            idx = np.flatnonzero(s1)
-            i2 = self.w2[idx].sum(0) if len(idx) else 0
-            v2 = np.clip(v2 - (v2 >> c.leak_v) + i2, c.s_min, c.s_max)
-            s2, v2 = self._fire(c, v2, c.theta_out)
-            s_out[t] = s2
-            vh[t + 1] = v1
-            vo[t + 1] = v2
-        counts = s_out.sum(0, dtype=np.int32)
-        res = Presentation(counts=counts, hid_counts=s_hid.sum(0, dtype=np.int32),
-                           pred=int(np.argmax(counts)))
+        out, hid, rec = self._simulate(s_in[None], record=True)
+        s_hid, s_out, vh, vo = (a[0] for a in rec)
+        res = Presentation(counts=out[0], hid_counts=hid[0], pred=int(np.argmax(out[0])))
         res.forward = (s_hid, vh[:T], vo[:T])
         if trace:
             res.trace = Trace(s_in=s_in.copy(), s_hid=s_hid, v_hid=vh[1:],
@@ -233,6 +213,39 @@ class GoldenModel:
                               target=(target_train(c, label) if label is not None
                                       else np.zeros((T, c.n_out), np.int8)))
         return res
+
+    def _simulate(self, s_in: np.ndarray, record: bool = False):
+        """Inference dynamics of a batch of spike trains ``(B, T, n_in)``: output and hidden
+        spike counts, and with ``record`` the spikes of both layers ``(B, T, n)`` and the V of
+        both layers at the start of every step and after the last ``(B, T + 1, n)``."""
+        c = self._cfg
+        B, T = s_in.shape[0], c.timesteps
+        f1 = exact_float(c.n_in << (c.w_bits - 1))
+        f2 = exact_float(c.n_hid << (c.w_bits - 1))
+        # Input currents of every step at once: the weights do not change in this phase.
+        i1 = (s_in.astype(f1) @ self.w1.astype(f1)).astype(np.int64)    # (B, T, n_hid)
+        w2f = self.w2.astype(f2)
+        v1 = np.zeros((B, c.n_hid), np.int64)
+        v2 = np.zeros((B, c.n_out), np.int64)
+        out = np.zeros((B, c.n_out), np.int32)
+        hid = np.zeros((B, c.n_hid), np.int32)
+        if record:
+            s_hid = np.zeros((B, T, c.n_hid), np.int8)
+            s_out = np.zeros((B, T, c.n_out), np.int8)
+            vh = np.zeros((B, T + 1, c.n_hid), np.int32)
+            vo = np.zeros((B, T + 1, c.n_out), np.int32)
+        for t in range(T):
+            v1 = np.clip(v1 - (v1 >> c.leak_v) + i1[:, t], c.s_min, c.s_max)
+            s1, v1 = self._fire(c, v1, c.theta_hid)
+            hid += s1
+            i2 = (s1.astype(f2) @ w2f).astype(np.int64)
+            v2 = np.clip(v2 - (v2 >> c.leak_v) + i2, c.s_min, c.s_max)
+            s2, v2 = self._fire(c, v2, c.theta_out)
+            out += s2
+            if record:
+                s_hid[:, t], s_out[:, t] = s1, s2
+                vh[:, t + 1], vo[:, t + 1] = v1, v2
+        return out, hid, ((s_hid, s_out, vh, vo) if record else None)
 
     def _learn_dfa(self, s_in: np.ndarray, label: int, res: Presentation) -> None:
         """DFA learning phase (spec 6.3): the per-sample output error, projected through B,
@@ -391,24 +404,9 @@ class GoldenModel:
         X = self._check_x(X, batch=True)
         out = np.zeros((len(X), c.n_out), np.int32)
         hid = np.zeros((len(X), c.n_hid), np.int32)
-        f1 = exact_float(c.n_in << (c.w_bits - 1))
-        f2 = exact_float(c.n_hid << (c.w_bits - 1))
-        w1f = self.w1.astype(f1)
-        w2f = self.w2.astype(f2)
         for b0 in range(0, len(X), batch_size):
-            s_in = encode(c, X[b0:b0 + batch_size]).astype(f1)          # (B, T, n_in)
-            B = len(s_in)
-            i1 = (s_in @ w1f).astype(np.int64)                           # (B, T, n_hid)
-            v1 = np.zeros((B, c.n_hid), np.int64)
-            v2 = np.zeros((B, c.n_out), np.int64)
-            for t in range(c.timesteps):
-                v1 = np.clip(v1 - (v1 >> c.leak_v) + i1[:, t], c.s_min, c.s_max)
-                s1, v1 = self._fire(c, v1, c.theta_hid)
-                hid[b0:b0 + B] += s1
-                i2 = (s1.astype(f2) @ w2f).astype(np.int64)
-                v2 = np.clip(v2 - (v2 >> c.leak_v) + i2, c.s_min, c.s_max)
-                s2, v2 = self._fire(c, v2, c.theta_out)
-                out[b0:b0 + B] += s2
+            o, h, _ = self._simulate(encode(c, X[b0:b0 + batch_size]))
+            out[b0:b0 + len(o)], hid[b0:b0 + len(o)] = o, h
         return (out, hid) if hidden else out
 
     def predict(self, X) -> np.ndarray:
