@@ -69,7 +69,7 @@ passes. :func:`cycles_per_step` and :func:`presentation_cycles` evaluate these f
 ``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
 presentation.
 
-For the default configuration (64-128-10, ``T = 32``) with ``P = 4`` and typical rates
+For the default configuration (64-128-10, ``T = 64``) with ``P = 4`` and typical rates
 (~20 input and ~30 hidden spikes per step) a step costs about
 ``12 + 64 + 70 + 640 + 90 = 876`` cycles: integration dominates, the fixed per-step
 overhead (``PRE``/``FIRE``/``UPD`` scans) is ~15 %.
@@ -91,6 +91,7 @@ Hardware notes
 * The runtime registers are sampled live: hold them stable during a presentation.
 """
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -102,7 +103,8 @@ PHI32 = 0x9E3779B9
 from .mem import WordMemory
 
 __all__ = ["Core", "Mode", "MODE_NAMES", "regs_layout", "reg_values", "result_layout",
-           "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles"]
+           "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles",
+           "synaptic_events"]
 
 
 class Mode(enum.Enum, shape=2):
@@ -237,6 +239,9 @@ class Core(wiring.Component):
         End-of-step ``V``, ``U`` and spikes of one block per valid cycle.
     step_done : Out(1)
         Pulses in the last cycle of every timestep (for cycle counting).
+    syn_events : Out(range(P + 1))
+        Synaptic events (weights read, and in a learning pass updated) this cycle: the
+        number of real lanes of an integration read-modify-write, 0 otherwise.
     """
 
     def __init__(self, cfg, lanes: int = 1, memory=WordMemory):
@@ -264,6 +269,7 @@ class Core(wiring.Component):
             "counter_wdata": In(32),
             "trace": Out(trace_layout(cfg, P)),
             "step_done": Out(1),
+            "syn_events": Out(range(P + 1)),
         })
 
     # -----------------------------------------------------------------------------------------
@@ -423,12 +429,13 @@ class Core(wiring.Component):
         esh = Mux(p1_layer, regs.err_shift_out, regs.err_shift_hid)
         last_b = Mux(p1_layer, nb2 - 1, nb1 - 1)
         tr = self.trace
-        spikes, gates = [], []
+        spikes, gates, oks = [], [], []
         for l in range(P):
             # lanes past the end of a layer (its last block only) are padding
             pad_h = l >= n_hid - (nb1 - 1) * P
             pad_o = l >= n_out - (nb2 - 1) * P
             lane_ok = ~(Mux(p1_layer, pad_o, pad_h) & (p1_b == last_b))
+            oks.append(lane_ok)
             v0 = Mux(first, 0, nsd[l].v)
             u0 = Mux(first, 0, nsd[l].u)
             # hidden: sum_k B[j, k] ec[k]; output: e[k]
@@ -460,6 +467,10 @@ class Core(wiring.Component):
                                  tr.v[l].eq(wkd[l].acc), tr.u[l].eq(un), tr.s[l].eq(wkd[l].s)]
                 with m.Case(OP_DFAU):
                     m.d.comb += [ns_we.eq(1), nsw[l].u.eq(_sat(proj, smin, smax))]
+
+        # synaptic events: one per real (not padding) lane of every integration read-modify-write
+        with m.If(p1_valid & (p1_op == OP_INT)):
+            m.d.comb += self.syn_events.eq(sum(oks))
 
         sv = Cat(*spikes)
         gv = Cat(*gates)
@@ -716,3 +727,11 @@ def presentation_cycles(cfg, lanes, mode, n1, n2):
         c += 3 + nb1 + nb2 + sum(8 + max(nb1 + nb2, cfg.n_in) + int(n1[t]) * nb1
                                  + int(n2[t]) * nb2 for t in range(T))
     return c
+
+
+def synaptic_events(cfg, mode, n1, n2):
+    """Synaptic events of one presentation (what ``syn_events`` adds up): every input spike
+    reaches ``n_hid`` synapses and every hidden spike ``n_out``; the DFA learning phase
+    replays the forward spikes, so DFA counts them twice."""
+    ev = int(cfg.n_hid * np.sum(n1) + cfg.n_out * np.sum(n2))
+    return 2 * ev if mode == "dfa" else ev

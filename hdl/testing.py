@@ -104,7 +104,8 @@ class CoreDriver:
         """Load ``x``, run one presentation, collect the trace.
 
         Returns ``(trace, counts, pred, cycles, step_cycles)`` where ``cycles`` counts from
-        the cycle the command is accepted to the cycle the result is taken, inclusive.
+        the cycle the command is accepted to the cycle the result is taken, inclusive. The
+        sum of ``syn_events`` over the presentation is left in ``self.events``.
         """
         dut, cfg, P = self.dut, self.cfg, self.P
         for v in x:
@@ -120,6 +121,7 @@ class CoreDriver:
         step_cycles = []
         last_step = 0
         started = False
+        self.events = 0
         for _ in range(max_cycles):
             if started:
                 cycles += 1
@@ -137,6 +139,7 @@ class CoreDriver:
                         (tr.u_out if layer else tr.u_hid)[t, j] = q.u[l]
                         (tr.s_out if layer else tr.s_hid)[t, j] = (q.s >> l) & 1
                 tr.seen[t, layer] += 1
+            self.events += ctx.get(dut.syn_events)
             if ctx.get(dut.step_done):
                 step_cycles.append(cycles - last_step)
                 last_step = cycles

@@ -4,7 +4,7 @@ every step, output counts, the prediction and all weights after each presentatio
 import numpy as np
 import pytest
 
-from hdl.core import Core, cycles_per_step, presentation_cycles
+from hdl.core import Core, cycles_per_step, presentation_cycles, synaptic_events
 from hdl.testing import CoreDriver, run_sim
 from sim.config import Config
 from sim.fixed import encode
@@ -127,6 +127,9 @@ def run_case(cfg, lanes, modes, n_samples, seed, check_cycles=True, weights=None
                 s_hid = res.trace.s_hid.sum(1)
                 want = [cycles_per_step(cfg, lanes, int(s_in[t]), int(s_hid[t]))
                         for t in range(cfg.timesteps)]
+                ev = synaptic_events(cfg, mode, s_in, s_hid)
+                if drv.events != ev:
+                    errors.append(f"{where}: {drv.events} synaptic events, formula {ev}")
                 if steps[1:] != want[1:] or cycles != presentation_cycles(cfg, lanes, mode,
                                                                            s_in, s_hid):
                     errors.append(f"{where}: cycles {cycles} steps {steps}, formula "
