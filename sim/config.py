@@ -13,6 +13,7 @@ The object is frozen; derive variants with :meth:`Config.replace`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass, field, fields
@@ -170,6 +171,19 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+    def replace_unchecked(self, **changes) -> "Config":
+        """Like :meth:`replace` for runtime registers, without the cross-field checks: the
+        device accepts any register value in range (docs/protocol.md), so its models must
+        run with combinations :meth:`replace` would refuse (for example ``bmin >= bmax``)."""
+        kinds = self.field_kinds()
+        bad = [k for k in changes if kinds.get(k) != "reg"]
+        if bad:
+            raise ConfigError(f"not a runtime register: {', '.join(sorted(bad))}")
+        new = copy.copy(self)
+        for k, v in changes.items():
+            object.__setattr__(new, k, v)
+        return new
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -123,13 +123,14 @@ class GoldenModel:
     def feedback(self) -> np.ndarray:
         return self._fb
 
-    def set_registers(self, **regs) -> None:
-        """Rewrite runtime registers (fields of kind ``reg``); architecture is fixed."""
+    def set_registers(self, *, checked: bool = True, **regs) -> None:
+        """Rewrite runtime registers (fields of kind ``reg``); architecture is fixed.
+        ``checked=False`` skips the cross-field checks, as the device does."""
         kinds = Config.field_kinds()
         fixed = [k for k in regs if kinds.get(k) == "arch"]
         if fixed:
             raise ConfigError(f"not a runtime register: {', '.join(fixed)}")
-        self._cfg = self._cfg.replace(**regs)
+        self._cfg = self._cfg.replace(**regs) if checked else self._cfg.replace_unchecked(**regs)
         if "seed" in regs:
             self._fb = feedback_matrix(self._cfg)
 
