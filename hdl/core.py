@@ -46,33 +46,12 @@ the reads, then compute and write back the next cycle):
 
 Cycle count
 -----------
-With ``n1(t)`` input spikes and ``n2(t)`` hidden spikes in step ``t``, one forward step
-(inference, eRBP, DFA forward phase) takes ::
-
-    C_step(t) = 12 + max(NB1 + NB2, n_in) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2
-
-cycles (``max`` because the encoder scans its ``n_in`` channels while ``PRE`` scans the
-``NB1 + NB2`` blocks), and one presentation, counted from the cycle the command is
-accepted to the cycle the result is taken (inclusive, result taken at once), ::
-
-    C_infer = 2 + sum_t C_step(t)
-    C_erbp  = 2 + C_setup + sum_t C_step(t),        C_setup = 3 + NB1 P n_out
-    C_dfa   = C_erbp + 3 + NB1 + NB2
-              + sum_t (8 + max(NB1 + NB2, n_in) + n1(t) NB1 + n2(t) NB2)
-
-``C_setup`` regenerates the two stream keys (3 hashes) and ``B`` (one row hash and
-``n_out`` bit hashes per hidden neuron) from the seed at the start of every learning
-presentation, so a new seed needs no extra command. The DFA terms are the error pass
-(``DFA_E`` and one ``U`` pass per layer) and the learning phase, whose steps are ``STEP``,
-``PRE`` (gates and hidden spikes replayed from the raster) and the two learning ``INT``
-passes. :func:`cycles_per_step` and :func:`presentation_cycles` evaluate these formulas;
+``docs/cycles.md`` gives the formulas (one forward step costs
+``12 + max(NB1 + NB2, n_in) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles with ``n1(t)``
+input and ``n2(t)`` hidden spikes; integration dominates). :func:`cycles_per_step`,
+:func:`presentation_cycles` and :func:`synaptic_events` evaluate them, and
 ``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
 presentation.
-
-For the default configuration (64-128-10, ``T = 64``) with ``P = 4`` and typical rates
-(~20 input and ~30 hidden spikes per step) a step costs about
-``12 + 64 + 70 + 640 + 90 = 876`` cycles: integration dominates, the fixed per-step
-overhead (``PRE``/``FIRE``/``UPD`` scans) is ~15 %.
 
 Hardware notes
 --------------

@@ -1,0 +1,35 @@
+"""Figures quoted in docs/ agree with the code that defines them."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from hdl.core import cycles_per_step, presentation_cycles
+from sim.config import Config
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def cycles_example_rows(n1=20, n2=30):
+    cfg = Config()
+    s1 = np.full(cfg.timesteps, n1)
+    s2 = np.full(cfg.timesteps, n2)
+    rows = []
+    for P in (1, 2, 4, 8):
+        nb1, nb2 = -(-cfg.n_hid // P), -(-cfg.n_out // P)
+        per_int = (n1 * cfg.n_hid + n2 * cfg.n_out) / (n1 * nb1 + n2 * nb2)
+        rows.append(f"| {P} | {cycles_per_step(cfg, P, n1, n2)} | "
+                    + " | ".join(str(presentation_cycles(cfg, P, m, s1, s2))
+                                 for m in ("infer", "erbp", "dfa"))
+                    + f" | {per_int:.3f} |")
+    return rows
+
+
+def test_cycles_worked_example_matches_the_formulas():
+    text = (DOCS / "cycles.md").read_text()
+    block = re.search(r"<!-- cycles-example -->\n(.*?)<!-- /cycles-example -->", text, re.S)
+    assert block, "docs/cycles.md lost its example markers"
+    table = [ln for ln in block.group(1).strip().splitlines()[2:]]
+    assert table == cycles_example_rows(), "\n".join(["docs/cycles.md should read:"]
+                                                      + cycles_example_rows())
