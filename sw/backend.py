@@ -11,7 +11,8 @@ import numpy as np
 from sim.config import Config
 from sim.golden import GoldenModel, UpdateStats
 
-__all__ = ["Backend", "BackendError", "GoldenBackend", "BACKENDS", "make_backend"]
+__all__ = ["Backend", "BackendError", "GoldenBackend", "BoardBackend", "BACKENDS",
+           "make_backend"]
 
 
 class BackendError(RuntimeError):
@@ -107,14 +108,98 @@ class GoldenBackend(Backend):
         return st
 
 
+class BoardBackend(Backend):
+    """A learning core behind the link protocol: a real board on a serial port, or the
+    virtual board. Registers are written when they change; every weight write is verified
+    by reading it back."""
+
+    name = "serial"
+
+    def __init__(self, cfg: Config, board, *, lanes: int | None = None, owner=None,
+                 name: str | None = None):
+        super().__init__(cfg)
+        from .driver import BoardError
+        self.board = board
+        self._owner = owner
+        if name:
+            self.name = name
+        self._written: dict = {}
+        try:
+            self.info = board.check_config(cfg, lanes)
+            self._write_all_registers()
+        except (BoardError, OSError) as e:
+            self.close()
+            raise BackendError(str(e)) from None
+
+    def _write_all_registers(self):
+        from .protocol import REGISTERS, register_values
+        for name, value in zip(REGISTERS, register_values(self.cfg)):
+            if self._written.get(name) != value:
+                self.board.write_register(name, value, self.cfg)
+                self._written[name] = value
+
+    def set_registers(self, regs: dict) -> None:
+        self.cfg = self.cfg.replace(**regs)
+        self._write_all_registers()
+
+    def write_weights(self, w1, w2) -> None:
+        self.board.write_weights(self.cfg, w1, w2, verify=True)
+
+    def read_weights(self):
+        return self.board.read_weights(self.cfg)
+
+    def present(self, x, label, mode):
+        r = self.board.present(self.cfg, x, 0 if label is None else int(label), mode)
+        return r["counts"], int(r["pred"])
+
+    @property
+    def sample_counter(self) -> int:
+        return int(self.board.read_counters()["sample_counter"])
+
+    @sample_counter.setter
+    def sample_counter(self, value: int) -> None:
+        self.board.write_counter(int(value))
+
+    def counters(self) -> dict:
+        return self.board.read_counters()
+
+    def close(self) -> None:
+        try:
+            self.board.close()
+        finally:
+            if self._owner is not None:
+                self._owner.close()
+                self._owner = None
+
+
 #: Backend names accepted by ``python -m sw train --backend``.
 BACKENDS = ("golden", "float", "virtual", "serial")
 
 
-def make_backend(name: str, cfg: Config, port: str | None = None) -> Backend:
+def make_backend(name: str, cfg: Config, port: str | None = None, *, baud: int = 3_000_000,
+                 lanes: int | None = None, timeout: float = 2.0, retries: int = 3) -> Backend:
+    """Open a backend. ``serial`` needs ``port``; ``virtual`` builds (once, cached) and
+    starts the virtual board for ``cfg`` with ``lanes`` lanes."""
+    from .driver import Board, BoardError, open_serial
     if name == "golden":
         return GoldenBackend(cfg)
-    if name in ("virtual", "serial"):
-        raise BackendError(f"the {name!r} backend is not available yet: it needs the UART "
-                           "top level and the host link (issue #4); use --backend golden")
+    if name == "serial":
+        if not port:
+            raise BackendError("--backend serial needs --port (e.g. --port /dev/ttyUSB1)")
+        try:
+            link = open_serial(port, baud)
+        except BoardError as e:
+            raise BackendError(str(e)) from None
+        return BoardBackend(cfg, Board(link, name=port, timeout=timeout, retries=retries),
+                            lanes=lanes, name="serial")
+    if name == "virtual":
+        from .virtual import start_virtual_board
+        try:
+            vb = start_virtual_board(cfg, lanes=lanes or 1)
+            link = open_serial(vb.port, baud)
+        except BoardError as e:
+            raise BackendError(str(e)) from None
+        return BoardBackend(cfg, Board(link, name=f"virtual board {vb.port}",
+                                       timeout=timeout, retries=retries),
+                            lanes=lanes or 1, owner=vb, name="virtual")
     raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

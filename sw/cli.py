@@ -17,6 +17,7 @@ import numpy as np
 from sim.config import RULES, Config, ConfigError, markdown_table
 from sim.data import DataError, load_dataset
 from .backend import BACKENDS, BackendError, make_backend
+from .driver import BoardError
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 
 EPILOG = """\
@@ -62,7 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", choices=BACKENDS, default="golden",
                    help="where to run: golden (NumPy golden model, default), float (float "
                         "reference nets), virtual (simulated board), serial (a real board)")
-    t.add_argument("--port", help="serial port of the board (--backend serial)")
+    t.add_argument("--port", help="serial port of the board (--backend serial), e.g. "
+                   "/dev/ttyUSB1, or a port printed by `python -m sw virtual-board`")
+    t.add_argument("--baud", type=int, default=3_000_000,
+                   help="UART baud rate of the board (default: 3000000; ignored by the "
+                        "virtual board)")
+    t.add_argument("--lanes", type=int, default=None, metavar="P",
+                   help="neuron lanes of the core: built into the virtual board (default 1), "
+                        "checked against a real board's bitstream (default: any)")
+    t.add_argument("--timeout", type=float, default=2.0, metavar="S",
+                   help="seconds to wait for each reply of a board before resending "
+                        "(default: 2; 3 resends)")
     t.add_argument("--dataset", default="digits", help="digits, FILE.npz or an MNIST IDX "
                    "directory (default: digits)")
     t.add_argument("--rule", default="erbp", help="erbp or dfa; for --backend float: bp or dfa "
@@ -131,6 +142,8 @@ def cmd_train(args) -> int:
     if args.rule not in valid:
         raise UserError(f"unknown rule {args.rule!r} for the {args.backend} backend; "
                         f"choose one of {', '.join(valid)}")
+    if args.lanes is not None and not 1 <= args.lanes <= 64:
+        raise UserError(f"--lanes must be in 1..64, not {args.lanes}")
     if args.backend == "serial" and not args.port:
         raise UserError("--backend serial needs --port (e.g. --port /dev/ttyUSB1)")
     if args.probe < 0:
@@ -203,7 +216,8 @@ def _train_spiking(args, cfg, ds, resume):
                                                 {"dataset": ds.name, "rule": args.rule,
                                                  "seed": args.seed}))
 
-    with make_backend(args.backend, cfg, port=args.port) as backend:
+    with make_backend(args.backend, cfg, port=args.port, baud=args.baud, lanes=args.lanes,
+                      timeout=args.timeout) as backend:
         if resume:
             w1, w2 = resume.w1, resume.w2
             backend.sample_counter = resume.sample_counter
@@ -267,7 +281,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return {"train": cmd_train, "config": cmd_config}[args.command](args)
-    except (UserError, DataError, ConfigError, CheckpointError, BackendError) as e:
+    except (UserError, DataError, ConfigError, CheckpointError, BackendError, BoardError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -140,3 +140,28 @@ def test_model_rejects_bad_frames_and_keeps_state():
     assert m.counters["frames_rejected"] > 0
     # and the next good frame is answered
     assert b.read_registers()["theta_hid"] == CFG.theta_hid
+
+
+def test_board_backend_trains_exactly_like_the_golden_backend():
+    from sim.data import Dataset
+    from sw.backend import BoardBackend, GoldenBackend
+    from sw.train import train
+
+    X, y = data(40, seed=4)
+    ds = Dataset(name="toy", x_train=X[:30].astype(np.uint8), y_train=y[:30],
+                 x_test=X[30:].astype(np.uint8), y_test=y[30:], classes=list(range(3)),
+                 image_shape=None)
+    cfg = CFG.replace(lr_decay_epochs=(1,))
+    w = init_weights(cfg, seed=0)
+    runs = []
+    for be in (GoldenBackend(cfg),
+               BoardBackend(cfg, Board(ModelPort(DeviceModel(cfg, 2)), seq=0), lanes=2)):
+        be.write_weights(*w)
+        res = train(be, ds, cfg, "dfa", 2, seed=0, progress=False, probe=4)
+        runs.append((res, be.read_weights(), be.sample_counter))
+    (r0, (a1, a2), c0), (r1, (b1, b2), c1) = runs
+    np.testing.assert_array_equal(a1, b1)
+    np.testing.assert_array_equal(a2, b2)
+    assert c0 == c1 == 60
+    assert [h.test_accuracy for h in r0.history] == [h.test_accuracy for h in r1.history]
+    assert (a1 != w[0]).any()
