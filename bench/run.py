@@ -40,7 +40,9 @@ def _spiking(args):
     be.write_weights(*init_weights(cfg, seed))
     res = train(be, ds, cfg, rule, epochs, seed, progress=False)
     last = res.history[-1]
+    w1, w2 = be.read_weights()
     return {"rule": rule, "seed": seed, "test_accuracy": last.test_accuracy,
+            "weights": [w1.tolist(), w2.tolist()],
             "train_accuracy": last.train_accuracy, "alignment_deg": last.alignment_deg,
             "hidden_rate": last.hidden_rate, "zero_hid": last.zero_update_fraction_hid,
             "zero_out": last.zero_update_fraction_out,
@@ -142,6 +144,37 @@ def render(results: dict) -> str:
             f"| inference (batched) | {sp['infer']:.0f} |",
             "",
         ]
+    cyc = results.get("core_cycles")
+    if cyc:
+        lines += [
+            "## Core cycles (computed: docs/cycles.md formulas on measured spike counts)",
+            "",
+            f"Spike counts of the golden model on the first {results['cycles_samples']} test "
+            "samples with the trained eRBP weights of the first seed (learning modes keep "
+            "learning through them, as on the device). The formulas are checked against the "
+            "simulated RTL in tests/test_hdl_core.py. Goal: at least 0.8 P synaptic events per "
+            "cycle during integration.",
+            "",
+            "| mode | P | cycles/step | cycles/sample | events/sample | events/cycle in "
+            "integration | events/cycle overall |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in cyc:
+            ok = "" if r["events_per_integration_cycle"] >= 0.8 * r["lanes"] else " (below 0.8 P)"
+            lines.append(f"| {r['mode']} | {r['lanes']} | {r['cycles_per_step']:.0f} | "
+                         f"{r['cycles_per_sample']:.0f} | {r['events_per_sample']:.0f} | "
+                         f"{r['events_per_integration_cycle']:.2f}{ok} | "
+                         f"{r['events_per_cycle']:.2f} |")
+        r0 = cyc[0]
+        lines += ["", f"Spikes per step: {r0['input_spikes_per_step']:.1f} input, "
+                      f"{r0['hidden_spikes_per_step']:.1f} hidden (inference).", ""]
+    cc = results.get("cocotb")
+    if cc:
+        lines += ["## Verification time (measured)", "",
+                  f"Default cocotb suite of the core (`pytest -m 'not slow' "
+                  f"tests/test_cocotb_core.py`, Verilator): {cc['seconds']:.0f} s "
+                  f"({'with' if cc['build_cache_was_warm'] else 'without'} a warm build cache; "
+                  f"{cc['result']}).", ""]
     return "\n".join(lines)
 
 
@@ -167,6 +200,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit-train", type=int, help="use the first N training samples")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 epoch, seed 0, 200 training samples, short speed test")
+    p.add_argument("--no-cocotb", action="store_true",
+                   help="skip timing the default cocotb suite of the core")
     p.add_argument("--out", default=str(HERE / "results"),
                    help="output path without suffix (default: bench/results)")
     p.add_argument("--no-readme", action="store_true",
@@ -190,13 +225,27 @@ def main(argv=None) -> int:
                   flush=True)
     print("speed (one process)...", flush=True)
     speed = measure_speed(n_train=50 if a.quick else 400, repeats=1 if a.quick else 3)
+    print("core cycles (formulas of docs/cycles.md on golden-model spike counts)...", flush=True)
+    from . import hw
+    ds = load_dataset("digits")
+    first = next(r for r in runs if r["rule"] == "erbp" and r["seed"] == a.seeds[0])
+    w1, w2 = (np.array(w) for w in first["weights"])
+    k = 20 if a.quick else 100
+    cycles = hw.core_cycles(Config(seed=a.seeds[0]), w1, w2, ds.x_test[:k], ds.y_test[:k])
+    cocotb = None
+    if not a.no_cocotb:
+        print("default cocotb suite of the core...", flush=True)
+        cocotb = hw.cocotb_suite_seconds()
+    for r in runs:
+        r.pop("weights", None)
     results = {
         "command": "make bench" if argv is None and len(sys.argv) == 1 else
                    "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
-        "speed": speed, "wall_seconds": time.time() - t0,
+        "speed": speed, "core_cycles": cycles, "cycles_samples": k, "cocotb": cocotb,
+        "wall_seconds": time.time() - t0,
     }
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
