@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The UART of ``hdl/uart.py`` in the Amaranth simulator: exact transmitter waveforms,
 receiver latency, loopback, framing errors, glitches, breaks, overrun and the baud mismatch
 the receiver accepts (against the bounds documented in the module)."""
