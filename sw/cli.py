@@ -101,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0.1)")
     t.add_argument("--probe", type=int, default=64, metavar="K",
                    help="samples in the per-epoch gradient-alignment probe (0: off)")
+    t.add_argument("--train-eval", choices=("auto", "backend", "host"), default="auto",
+                   help="where to measure training-set accuracy each epoch: backend, or host "
+                        "(golden model on the weights read back, bit-exact and much faster "
+                        "than a board); auto: host for virtual/serial (default: auto). Test "
+                        "accuracy is always measured on the backend")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
 
     c = sub.add_parser("config", help="print the effective configuration",
@@ -234,8 +239,12 @@ def _train_spiking(args, cfg, ds, resume):
             cfg = new
         if not np.array_equal(backend.read_weights()[0], w1):
             raise BackendError("weights read back from the backend differ from those written")
+        where = args.train_eval
+        if where == "auto":
+            where = "host" if args.backend in ("virtual", "serial") else "backend"
         result = train(backend, ds, cfg, args.rule, args.epochs, args.seed, start_epoch,
-                       progress=not args.quiet, on_epoch=on_epoch, probe=args.probe)
+                       progress=not args.quiet, on_epoch=on_epoch, probe=args.probe,
+                       train_eval=where)
         w1, w2 = backend.read_weights()
     if ck_path:
         _say(args, f"checkpoint: {ck_path}")

@@ -19,7 +19,8 @@ from sim.floatref import hidden_alignment_deg
 from sim.golden import GoldenModel
 from .backend import Backend
 
-__all__ = ["EpochRecord", "TrainResult", "epoch_order", "train", "alignment_probe", "evaluate"]
+__all__ = ["EpochRecord", "TrainResult", "epoch_order", "train", "alignment_probe", "evaluate",
+           "evaluate_host"]
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -103,11 +104,22 @@ def alignment_probe(cfg: Config, w1, w2, sample_counter: int, rule: str, X, y):
     return hidden_alignment_deg(g_rule.astype(np.float64), g_bp), rate
 
 
+def evaluate_host(cfg: Config, w1, w2, X, y) -> float:
+    """Accuracy of the golden model with weights read back from a board: the same figure
+    the board would compute (the RTL is bit-exact with the model), in a fraction of the time."""
+    if len(X) == 0:
+        return float("nan")
+    counts = GoldenModel(cfg, w1, w2).infer_batch(X)
+    return float(np.mean(np.argmax(counts, axis=1) == y))
+
+
 def train(backend: Backend, ds: Dataset, cfg: Config, rule: str, epochs: int, seed: int,
           start_epoch: int = 0, progress: bool = True, on_epoch=None,
-          probe: int = 64) -> TrainResult:
+          probe: int = 64, train_eval: str = "backend") -> TrainResult:
     """Train ``epochs`` epochs from ``start_epoch``; the backend already holds the weights.
-    ``on_epoch(record, backend)`` is called after each epoch (checkpointing, printing)."""
+    ``on_epoch(record, backend)`` is called after each epoch (checkpointing, printing).
+    Test accuracy is always measured on the backend; ``train_eval="host"`` measures the
+    training-set accuracy with the golden model on the weights read back instead."""
     result = TrainResult(rule=rule, seed=seed, backend=backend.name, dataset=ds.name, cfg=cfg)
     n = len(ds.x_train)
     bar = None
@@ -135,7 +147,9 @@ def train(backend: Backend, ds: Dataset, cfg: Config, rule: str, epochs: int, se
                                           rule, ds.x_train[pick], ds.y_train[pick])
             rec = EpochRecord(
                 epoch=epoch + 1,
-                train_accuracy=evaluate(backend, ds.x_train, ds.y_train),
+                train_accuracy=(evaluate_host(cfg.replace(**regs), w1, w2, ds.x_train,
+                                              ds.y_train) if train_eval == "host"
+                                else evaluate(backend, ds.x_train, ds.y_train)),
                 test_accuracy=evaluate(backend, ds.x_test, ds.y_test),
                 samples_per_second=n / dt if dt else float("nan"),
                 zero_update_fraction_hid=st.zero_fraction_hid if st else float("nan"),

@@ -154,14 +154,16 @@ def test_board_backend_trains_exactly_like_the_golden_backend():
     cfg = CFG.replace(lr_decay_epochs=(1,))
     w = init_weights(cfg, seed=0)
     runs = []
-    for be in (GoldenBackend(cfg),
-               BoardBackend(cfg, Board(ModelPort(DeviceModel(cfg, 2)), seq=0), lanes=2)):
+    for be, where in ((GoldenBackend(cfg), "backend"),
+                      (BoardBackend(cfg, Board(ModelPort(DeviceModel(cfg, 2)), seq=0), lanes=2),
+                       "host")):
         be.write_weights(*w)
-        res = train(be, ds, cfg, "dfa", 2, seed=0, progress=False, probe=4)
+        res = train(be, ds, cfg, "dfa", 2, seed=0, progress=False, probe=4, train_eval=where)
         runs.append((res, be.read_weights(), be.sample_counter))
     (r0, (a1, a2), c0), (r1, (b1, b2), c1) = runs
     np.testing.assert_array_equal(a1, b1)
     np.testing.assert_array_equal(a2, b2)
     assert c0 == c1 == 60
     assert [h.test_accuracy for h in r0.history] == [h.test_accuracy for h in r1.history]
+    assert [h.train_accuracy for h in r0.history] == [h.train_accuracy for h in r1.history]
     assert (a1 != w[0]).any()
