@@ -1,0 +1,759 @@
+"""The device side of the host link (``docs/protocol.md``): SLIP framing, CRC-16, the command
+set and the network core behind it.
+
+:class:`ProtocolEngine` sits between a UART receiver's byte stream and a UART transmitter's
+byte stream and contains the :class:`hdl.core.Core`. It is built for area, not speed: the link
+delivers one byte every ``10 * divisor`` cycles, so everything is done a byte (or a bit) per
+cycle by one state machine, and wide data lives in block RAM rather than in flip-flops.
+
+Structure
+---------
+* **Receiver** (runs whenever the engine is idle). SLIP-decodes the incoming bytes into the
+  *frame buffer* (``max_frame`` bytes of block RAM) and computes the CRC a byte at a time. The
+  last two bytes are held back in a two-byte delay line, so that at the frame's ``END`` the
+  CRC register covers everything but them and is compared with them directly. Bytes that
+  arrive while the engine is busy are discarded up to and including the next ``END``.
+* **Executor** (one FSM). A frame is acted upon only after its ``END``: framing error,
+  overflow and CRC are checked first, then a repeated (``seq``, CRC) is answered from the
+  stored reply, and only then is the command decoded. Every command validates its whole
+  request before it changes anything (``WRITE_W`` reads all its words twice: a checking pass,
+  then a writing pass). The reply payload is written to the *reply buffer* (block RAM), which
+  is kept until the next request with a valid CRC so a retransmission can be answered again.
+* **Transmitter** (the same FSM). Sends ``END``, the escaped header, payload and CRC (computed
+  as the bytes are produced, by the receiver's CRC unit, which is free then) and ``END``.
+
+Area notes
+----------
+* The 17 runtime registers (the core's ``regs`` port) are one flat shift register in the
+  order of :func:`hdl.core.regs_layout`. ``READ_REGS`` and ``WRITE_REG`` rotate it once,
+  a bit per cycle (about 550 cycles): reading formats each field as an ``i32`` into the reply
+  buffer, writing substitutes the new value while its field passes the head. This needs no
+  read multiplexer over the ~170 register bits and no load multiplexer in front of them.
+  The registers only move while the core is idle (a command runs only then).
+* The counters of ``READ_COUNTERS`` other than ``sample_counter`` (the core's) and
+  ``uart_errors`` live in the reply buffer's RAM, above the reply area, and are updated by a
+  byte-serial adder: ``frames_ok``/``frames_rejected`` once per reply, the presentation
+  count and the two 64-bit totals (synaptic events, busy cycles) once per ``PRESENT`` from
+  the presentation's own 32-bit cycle and event counters (which the ``PRESENT`` reply needs
+  anyway). After a reset the FSM first clears them.
+* ``IDENTIFY``'s 26 constant bytes are initial contents of the same RAM, so ``IDENTIFY`` and
+  ``READ_COUNTERS`` are one copy loop.
+"""
+
+import struct
+
+from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .core import Core, regs_layout, reg_values
+from .mem import WordMemory
+
+__all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
+           "ESC_ESC", "default_max_frame", "reg_ranges", "COUNTER_OFFSETS"]
+
+VERSION = 1
+MAGIC = b"SNNL"
+END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
+
+
+class Op:
+    IDENTIFY = 0x01
+    READ_REGS = 0x02
+    WRITE_REG = 0x03
+    PRESENT = 0x04
+    READ_W = 0x05
+    WRITE_W = 0x06
+    READ_COUNTERS = 0x07
+    WRITE_COUNTER = 0x08
+
+
+class Status:
+    OK = 0
+    BAD_CRC = 1
+    BAD_LENGTH = 2
+    BAD_OP = 3
+    BAD_ARG = 4
+    OVERFLOW = 5
+    BAD_FRAMING = 6
+
+
+#: Offsets of the RAM-held counters (bytes after ``sample_counter`` in the READ_COUNTERS reply,
+#: minus 4): presentations u32, events u64, busy cycles u64, frames_ok u32, frames_rejected u32.
+COUNTER_OFFSETS = {"presentations": 0, "events": 4, "busy_cycles": 12, "frames_ok": 20,
+                   "frames_rejected": 24}
+_N_RAM_COUNTERS = 28
+
+
+def _bytes_per(bits):
+    return 1 if bits <= 8 else 2
+
+
+def default_max_frame(cfg) -> int:
+    """The smallest power of two >= 256 that holds a ``PRESENT`` request and its reply."""
+    need = max(256, 2 + 2 + cfg.n_in * _bytes_per(cfg.in_bits) + 2, 5 + 9 + 2 * cfg.n_out)
+    return 1 << (need - 1).bit_length()
+
+
+def reg_ranges(cfg) -> dict:
+    """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists."""
+    sb = cfg.state_bits
+    s = (-(1 << (sb - 1)), (1 << (sb - 1)) - 1)
+    return {
+        "theta_hid": s, "theta_out": s, "leak_v": (0, sb - 1), "leak_u": (0, sb - 1),
+        "reset_zero": (0, 1), "target_rate": (0, (1 << cfg.in_bits) - 1),
+        "err_shift_out": (0, sb - 2), "err_shift_hid": (0, sb - 2),
+        "lr_shift_hid": (0, 24), "lr_shift_out": (0, 24),
+        "dfa_shift_hid": (0, 24), "dfa_shift_out": (0, 24),
+        "bmin_hid": s, "bmax_hid": s, "bmin_out": s, "bmax_out": s,
+        "seed": (0, (1 << 32) - 1),
+    }
+
+
+def _crc16_byte(crc, byte):
+    """One byte of CRC-16/CCITT-FALSE (MSB first), as combinational logic."""
+    c = crc
+    for i in reversed(range(8)):
+        fb = c[15] ^ byte[i]
+        c = Cat(Const(0, 1), c[:15]) ^ Mux(fb, 0x1021, 0)
+    return c
+
+
+class ProtocolEngine(wiring.Component):
+    """The link protocol engine with the network core inside.
+
+    Parameters
+    ----------
+    cfg : sim.config.Config
+    lanes : int
+        ``P`` of the core.
+    memory : callable
+        Memory factory of the core (see :class:`hdl.mem.WordMemory`); the engine's own two
+        buffers are plain :class:`amaranth.lib.memory.Memory` (one block RAM each on iCE40
+        and ECP5 for the default ``max_frame``).
+    max_frame : int, optional
+        Largest decoded request frame, in bytes (default: :func:`default_max_frame`).
+    clk_hz, divisor : int
+        Reported by ``IDENTIFY`` only.
+
+    Members
+    -------
+    rx : In(stream.Signature(unsigned(8)))
+        Received bytes. ``ready`` is always 1 (a UART receiver cannot wait).
+    rx_error : In(1)
+        Pulse per UART framing error or overrun.
+    tx : Out(stream.Signature(unsigned(8)))
+        Bytes to send.
+    busy : Out(1)
+        Executing a command or sending a reply (received bytes are being discarded).
+    """
+
+    def __init__(self, cfg, lanes: int = 1, *, memory=WordMemory, max_frame=None,
+                 clk_hz: int = 12_000_000, divisor: int = 6):
+        self.cfg = cfg
+        self.lanes = P = lanes
+        self.core = Core(cfg, lanes=lanes, memory=memory)
+        self.ib = _bytes_per(cfg.in_bits)
+        self.wb = _bytes_per(cfg.w_bits)
+        self.max_frame = default_max_frame(cfg) if max_frame is None else int(max_frame)
+        need = max(2 + 2 + cfg.n_in * self.ib + 2, 5 + 68, 5 + 9 + 2 * cfg.n_out,
+                   5 + P * self.wb)
+        if not need <= self.max_frame <= 0xFFFF:
+            raise ValueError(f"max_frame must be in {need}..65535 for this configuration, "
+                             f"not {self.max_frame}")
+        if cfg.n_out > 256:
+            raise ValueError("the protocol's u8 label needs n_out <= 256")
+        if max(self.core.w_words) > 0x10000:
+            raise ValueError("a weight layer has more than 65536 words (u16 addresses)")
+        if not (0 < clk_hz < 1 << 32 and 0 < divisor < 1 << 16):
+            raise ValueError(f"clk_hz must fit in u32 and divisor in u16, not {clk_hz}, "
+                             f"{divisor}")
+        self.clk_hz = int(clk_hz)
+        self.divisor = int(divisor)
+        self.layout = regs_layout(cfg)
+        self._fields = self._field_table()
+        super().__init__({
+            "rx": In(stream.Signature(unsigned(8))),
+            "rx_error": In(1),
+            "tx": Out(stream.Signature(unsigned(8))),
+            "busy": Out(1),
+        })
+
+    def _field_table(self):
+        """(width, signed, hi or None) per register, checked against the spec's ranges:
+        the range check is then "fits the field", plus ``<= hi`` where the range is smaller
+        than the field."""
+        ranges = reg_ranges(self.cfg)
+        if list(ranges) != list(self.layout.members):
+            raise ValueError("hdl.core.regs_layout no longer matches the protocol's register "
+                             "table")
+        out = []
+        for name, field in self.layout:
+            w = field.width
+            signed = Shape.cast(field.shape).signed
+            lo, hi = ranges[name]
+            if signed:
+                ok = (lo, hi) == (-(1 << (w - 1)), (1 << (w - 1)) - 1)
+            else:
+                ok = lo == 0 and hi < (1 << w)
+            if not ok or w > 32:
+                raise ValueError(f"register {name}: field {field.shape} does not hold exactly "
+                                 f"the range {lo}..{hi}")
+            out.append((w, signed, None if signed or hi == (1 << w) - 1 else hi))
+        return out
+
+    def identify_bytes(self) -> bytes:
+        cfg = self.cfg
+        return struct.pack("<4sBBHHHBBBHHIHB", MAGIC, VERSION, self.lanes, cfg.n_in, cfg.n_hid,
+                           cfg.n_out, cfg.in_bits, cfg.w_bits, cfg.state_bits, cfg.timesteps,
+                           self.max_frame, self.clk_hz, self.divisor, len(self._fields))
+
+    # -----------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        cfg, P, ib, wb = self.cfg, self.lanes, self.ib, self.wb
+        m.submodules.core = core = self.core
+        MF = self.max_frame
+        RB = MF - 5                     # reply payload capacity
+        CB = RB                         # RAM counters
+        IB = CB + _N_RAM_COUNTERS       # IDENTIFY constants
+        ident = self.identify_bytes()
+        WORD = P * wb                   # bytes per weight word
+        CMAX = RB // WORD               # most words one READ_W reply holds
+        LW = core.w_words
+        NF = len(self._fields)
+
+        # ---- buffers --------------------------------------------------------------------------
+        m.submodules.fmem = fmem = Memory(shape=8, depth=MF, init=[])
+        fw = fmem.write_port()
+        fr = fmem.read_port()
+        m.submodules.rmem = rmem = Memory(shape=8, depth=IB + len(ident),
+                                          init=[0] * IB + list(ident))
+        rw = rmem.write_port()
+        rr = rmem.read_port()
+
+        # ---- state ----------------------------------------------------------------------------
+        idle = Signal()                 # the FSM waits for a frame
+        crc = Signal(16)
+        crc_byte = Signal(8)
+        crc_next = _crc16_byte(crc, crc_byte)
+
+        # receiver
+        rlen = Signal(range(MF + 1))
+        esc, bad, ovf, drop = Signal(), Signal(), Signal(), Signal()
+        d1, d2 = Signal(8), Signal(8)   # last and second-last byte: the CRC field at END
+        f_seq, f_op = Signal(8), Signal(8)
+        frame_done = Signal()
+        uart_errors = Signal(32)
+
+        # executor
+        ra = Signal(range(MF))          # frame buffer read address
+        last_a = Signal(range(MF))      # address of the last payload byte (plen + 1)
+        raddr = Signal(range(rmem.depth))
+        wp = Signal(range(RB + 1))      # reply write pointer = reply length
+        a0 = Signal(8)                  # first payload byte (index, mode, layer)
+        v = Signal(32)                  # payload bytes 1..4 (value, label, addr + count)
+        status = Signal(3)
+        k = Signal(range(max(32, 2 * cfg.n_out)))   # field / counter byte / loop index
+        bitcnt = Signal(5)
+        gt, err, sign, lastbit, regs_wr, copy_cnt = (Signal(name=n) for n in (
+            "gt", "err", "sign", "lastbit", "regs_wr", "copy_cnt"))
+        ob = Signal(8)
+        wa = Signal(17)                 # weight word address
+        nw = Signal(range(CMAX + 1))    # READ_W words left
+        bw = Signal(range(max(WORD, 2)))  # byte within a weight word
+        sreg = Signal(8 * WORD)         # WRITE_W word being assembled
+        xlo = Signal(8)
+        pc, pe = Signal(32), Signal(32)  # this presentation's cycles and events
+        carry = Signal()
+
+        # stored reply and retransmission
+        rep_op, rep_st, rep_len = Signal(8), Signal(3), Signal(range(RB + 1))
+        last_seq, last_crc, last_valid = Signal(8), Signal(16), Signal()
+        send_err, err_st = Signal(), Signal(3)
+
+        # transmitter
+        tphase = Signal(3)
+        ti = Signal(range(RB + 1))
+        tb = Signal(8)
+
+        # register chain: the core's regs port, rotated a bit at a time
+        chain = Signal(self.layout, init=reg_values(cfg))
+        cv = chain.as_value()
+        m.d.comb += core.regs.eq(chain)
+
+        # ---- receiver -------------------------------------------------------------------------
+        rxb = self.rx.payload
+        m.d.comb += [self.rx.ready.eq(1), crc_byte.eq(d2)]
+
+        def data(d):
+            with m.If(rlen == MF):
+                m.d.sync += ovf.eq(1)
+            with m.Else():
+                m.d.comb += [fw.addr.eq(rlen), fw.data.eq(d), fw.en.eq(1)]
+                m.d.sync += rlen.eq(rlen + 1)
+            m.d.sync += [d1.eq(d), d2.eq(d1)]
+            with m.If(rlen == 0):
+                m.d.sync += [crc.eq(0xFFFF), f_seq.eq(d), f_op.eq(0)]
+            with m.If(rlen == 1):
+                m.d.sync += f_op.eq(d)
+            with m.If(rlen >= 2):
+                m.d.sync += crc.eq(crc_next)
+
+        with m.If(self.rx.valid):
+            with m.If(rxb == END):
+                m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), drop.eq(0)]
+                m.d.comb += frame_done.eq(idle & ~drop & (rlen != 0))
+            with m.Elif(~idle | drop):
+                m.d.sync += drop.eq(1)
+            with m.Elif(esc):
+                m.d.sync += esc.eq(0)
+                with m.If(rxb == ESC_END):
+                    data(END)
+                with m.Elif(rxb == ESC_ESC):
+                    data(ESC)
+                with m.Else():
+                    m.d.sync += bad.eq(1)
+            with m.Elif(rxb == ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                data(rxb)
+        with m.If(self.rx_error):
+            m.d.sync += uart_errors.eq(uart_errors + 1)
+            with m.If(idle):
+                m.d.sync += bad.eq(1)
+            with m.Else():
+                m.d.sync += drop.eq(1)
+
+        # ---- shared datapath ------------------------------------------------------------------
+        m.d.comb += [fr.addr.eq(ra), rr.addr.eq(raddr)]
+        layer = a0[0]
+        m.d.comb += [core.w_layer.eq(layer), core.w_addr.eq(wa)]
+        nwords = Mux(layer, LW[1], LW[0])
+        wa_bad = wa >= nwords
+        byte = fr.data
+
+        def reply(value):
+            m.d.comb += [rw.addr.eq(wp), rw.data.eq(value), rw.en.eq(1)]
+            m.d.sync += wp.eq(wp + 1)
+
+        def fail(code):
+            m.d.sync += status.eq(code)
+            m.next = "FINISH"
+
+        def length(n):
+            return last_a == n + 1
+
+        def zero_from(b, top):
+            """Bits ``top..7`` of byte ``b`` are 0."""
+            return Const(1) if top >= 8 else b[top:] == 0
+
+        def sign_ok(b, top):
+            """Bits ``top..7`` of byte ``b`` all equal (a sign extension)."""
+            if top >= 8:
+                return Const(1)
+            hi = b[top:]
+            return (hi == 0) | (hi == (1 << (8 - top)) - 1)
+
+        # field tables, indexed by k
+        fw_ = Signal(6)
+        fs_ = Signal()
+        fhi = Signal()                  # bit bitcnt of the field's upper bound
+        with m.Switch(k):
+            for i, (w, s, hi) in enumerate(self._fields):
+                with m.Case(i):
+                    m.d.comb += [fw_.eq(w), fs_.eq(s)]
+                    m.d.comb += fhi.eq(1 if hi is None else Const(hi, 32).bit_select(bitcnt, 1))
+        inside = bitcnt < fw_
+
+        # byte-serial adder over the RAM counters: k is the counter byte
+        inc = (k == COUNTER_OFFSETS["presentations"]) | (k == COUNTER_OFFSETS["frames_ok"]) | \
+            (k == COUNTER_OFFSETS["frames_rejected"])
+        first = inc | (k == COUNTER_OFFSETS["events"]) | (k == COUNTER_OFFSETS["busy_cycles"])
+        opb = Mux(inc, 1, Mux(k[2:] == 1, pe.word_select(k[:2], 8),
+                              Mux(k[2:] == 3, pc.word_select(k[:2], 8), 0)))
+        add_sum = rr.data + opb + Mux(first, 0, carry)
+
+        slen = Mux(send_err, 0, rep_len)
+
+        # ---- the state machine ----------------------------------------------------------------
+        with m.FSM(name="link"):
+            with m.State("CLEAR"):
+                # zero the RAM counters after a reset
+                m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(0), rw.en.eq(1)]
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == _N_RAM_COUNTERS - 1):
+                    m.next = "IDLE"
+
+            with m.State("IDLE"):
+                m.d.comb += idle.eq(1)
+                with m.If(frame_done):
+                    m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
+                                 send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"])]
+                    rcrc = Cat(d2, d1)
+                    with m.If(bad | esc):
+                        m.d.sync += err_st.eq(Status.BAD_FRAMING)
+                        m.next = "ADD_RD"
+                    with m.Elif(ovf):
+                        m.d.sync += err_st.eq(Status.OVERFLOW)
+                        m.next = "ADD_RD"
+                    with m.Elif((rlen < 4) | (crc != rcrc)):
+                        m.d.sync += err_st.eq(Status.BAD_CRC)
+                        m.next = "ADD_RD"
+                    with m.Elif(last_valid & (f_seq == last_seq) & (rcrc == last_crc)):
+                        # retransmission: send the stored reply again
+                        m.d.sync += [send_err.eq(0),
+                                     k.eq(Mux(rep_st == Status.OK, COUNTER_OFFSETS["frames_ok"],
+                                              COUNTER_OFFSETS["frames_rejected"]))]
+                        m.next = "ADD_RD"
+                    with m.Else():
+                        m.d.sync += [last_seq.eq(f_seq), last_crc.eq(rcrc), last_valid.eq(1),
+                                     k.eq(0), send_err.eq(0)]
+                        m.next = "DISPATCH"
+
+            with m.State("DISPATCH"):
+                with m.Switch(f_op):
+                    with m.Case(Op.IDENTIFY, Op.READ_COUNTERS):
+                        m.d.sync += copy_cnt.eq(f_op == Op.READ_COUNTERS)
+                        with m.If(~length(0)):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "COPY_RD"
+                    with m.Case(Op.READ_REGS):
+                        m.d.sync += [bitcnt.eq(0), regs_wr.eq(0)]
+                        with m.If(~length(0)):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "REGS"
+                    with m.Case(Op.WRITE_REG, Op.READ_W):
+                        with m.If(~length(5)):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "LOAD_RD"
+                    with m.Case(Op.PRESENT):
+                        with m.If(~length(2 + cfg.n_in * ib)):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "LOAD_RD"
+                    with m.Case(Op.WRITE_W):
+                        with m.If(last_a < 1 + 3 + WORD):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "LOAD_RD"
+                    with m.Case(Op.WRITE_COUNTER):
+                        m.d.sync += ra.eq(1)    # the value lands in v either way
+                        with m.If(~length(4)):
+                            fail(Status.BAD_LENGTH)
+                        with m.Else():
+                            m.next = "LOAD_RD"
+                    with m.Default():
+                        fail(Status.BAD_OP)
+
+            # -- five payload bytes: a0 = byte 0, v = bytes 1..4 (read past the end: harmless)
+            with m.State("LOAD_RD"):
+                m.next = "LOAD"
+            with m.State("LOAD"):
+                m.d.sync += [v.eq(Cat(v[8:], byte)), ra.eq(ra + 1), k.eq(k + 1)]
+                with m.If(ra == 2):
+                    m.d.sync += a0.eq(byte)
+                with m.If(k == 4):
+                    m.next = "ARGS"
+                with m.Else():
+                    m.next = "LOAD_RD"
+
+            with m.State("ARGS"):
+                m.d.sync += [bitcnt.eq(0), gt.eq(0), err.eq(0), bw.eq(0), wa.eq(v[:16])]
+                with m.Switch(f_op):
+                    with m.Case(Op.WRITE_REG):
+                        m.d.sync += k.eq(a0)
+                        with m.If(a0 >= NF):
+                            fail(Status.BAD_ARG)
+                        with m.Else():
+                            m.next = "WR_CHECK"
+                    with m.Case(Op.WRITE_COUNTER):
+                        m.d.comb += [core.counter_we.eq(1), core.counter_wdata.eq(v)]
+                        m.next = "FINISH"
+                    with m.Case(Op.PRESENT):
+                        m.d.sync += ra.eq(4)
+                        with m.If((a0 > 2) | (v[:8] >= cfg.n_out)):
+                            fail(Status.BAD_ARG)
+                        with m.Else():
+                            m.next = "PV_RD"
+                    with m.Case(Op.READ_W):
+                        m.d.sync += nw.eq(v[16:])
+                        count = v[16:]
+                        with m.If((a0 > 1) | (count == 0) | (count > CMAX)):
+                            fail(Status.BAD_ARG)
+                        with m.Else():
+                            m.next = "RW_WORD"
+                    with m.Case(Op.WRITE_W):
+                        m.d.sync += ra.eq(5)
+                        m.next = "WW_VAL_RD"
+
+            # -- IDENTIFY / READ_COUNTERS: copy from the RAM (and two FF counters) ----------
+            with m.State("COPY_RD"):
+                m.d.comb += raddr.eq(Mux(copy_cnt, CB - 4, IB) + wp)
+                m.next = "COPY"
+            with m.State("COPY"):
+                ff = Mux(wp[5], uart_errors, core.sample_counter).word_select(wp[:2], 8)
+                reply(Mux(copy_cnt & ((wp < 4) | (wp >= 32)), ff, rr.data))
+                with m.If(wp == Mux(copy_cnt, 35, len(ident) - 1)):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "COPY_RD"
+
+            # -- READ_REGS / WRITE_REG: rotate the register chain once ----------------------
+            with m.State("REGS"):
+                out = Mux(inside, cv[0], fs_ & lastbit)
+                with m.If(inside):
+                    head = Mux(regs_wr & (k == a0), v.bit_select(bitcnt, 1), cv[0])
+                    m.d.sync += [cv.eq(Cat(cv[1:], head)), lastbit.eq(cv[0])]
+                m.d.sync += [ob.eq(Cat(ob[1:], out)), bitcnt.eq(bitcnt + 1)]
+                with m.If(~regs_wr & (bitcnt[:3] == 7)):
+                    reply(Cat(ob[1:], out))
+                with m.If(bitcnt == 31):
+                    m.d.sync += k.eq(k + 1)
+                    with m.If(k == NF - 1):
+                        m.next = "FINISH"
+
+            with m.State("WR_CHECK"):
+                # fits the field (sign-extended or zero-extended to 32 bits), and <= hi
+                b = v.bit_select(bitcnt, 1)
+                with m.If(inside):
+                    m.d.sync += sign.eq(fs_ & b)
+                    with m.If(b != fhi):
+                        m.d.sync += gt.eq(b)
+                with m.Elif(b != sign):
+                    m.d.sync += err.eq(1)
+                m.d.sync += bitcnt.eq(bitcnt + 1)
+                with m.If(bitcnt == 31):
+                    m.next = "WR_DECIDE"
+            with m.State("WR_DECIDE"):
+                m.d.sync += [k.eq(0), regs_wr.eq(1)]
+                with m.If(gt | err):
+                    fail(Status.BAD_ARG)
+                with m.Else():
+                    m.next = "REGS"
+
+            # -- PRESENT ----------------------------------------------------------------------
+            def x_high(b):
+                """The byte is the most significant of an input value and fits in_bits."""
+                return zero_from(b, cfg.in_bits - 8 * (ib - 1))
+
+            with m.State("PV_RD"):
+                m.next = "PV"
+            with m.State("PV"):
+                m.d.sync += ra.eq(ra + 1)
+                is_high = Const(1) if ib == 1 else ra[0]
+                with m.If(is_high & ~x_high(byte)):
+                    m.d.sync += err.eq(1)
+                with m.If(ra == last_a):
+                    m.d.sync += ra.eq(4)
+                    with m.If(err | (is_high & ~x_high(byte))):
+                        fail(Status.BAD_ARG)
+                    with m.Else():
+                        m.next = "PF_RD"
+                with m.Else():
+                    m.next = "PV_RD"
+            with m.State("PF_RD"):
+                m.next = "PF"
+            with m.State("PF"):
+                if ib == 1:
+                    m.d.comb += [core.x_in.valid.eq(1), core.x_in.payload.eq(byte)]
+                    advance = core.x_in.ready
+                else:
+                    with m.If(~ra[0]):
+                        m.d.sync += xlo.eq(byte)
+                    m.d.comb += [core.x_in.valid.eq(ra[0]),
+                                 core.x_in.payload.eq(Cat(xlo, byte))]
+                    advance = ~ra[0] | core.x_in.ready
+                with m.If(advance):
+                    m.d.sync += ra.eq(ra + 1)
+                    with m.If(ra == last_a):
+                        m.next = "P_CMD"
+                    with m.Else():
+                        m.next = "PF_RD"
+            with m.State("P_CMD"):
+                m.d.comb += [core.cmd.valid.eq(1), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
+                m.d.sync += [pc.eq(1), pe.eq(0)]
+                with m.If(core.cmd.ready):
+                    m.next = "P_RUN"
+            with m.State("P_RUN"):
+                # cycles as hdl.core.presentation_cycles counts them: the accept cycle, and
+                # every cycle after it up to the first one with the result
+                m.d.sync += [pc.eq(pc + 1), pe.eq(pe + core.syn_events)]
+                with m.If(core.result.valid):
+                    m.next = "P_PRED"
+            with m.State("P_PRED"):
+                reply(core.result.payload.pred)
+                m.d.sync += k.eq(0)
+                m.next = "P_COUNT"
+            with m.State("P_COUNT"):
+                cnt = Cat(core.result.payload.counts[k[1:]], Const(0, 16))
+                reply(cnt.word_select(k[0], 8))
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == 2 * cfg.n_out - 1):
+                    m.d.sync += k.eq(0)
+                    m.next = "P_TOTALS"
+            with m.State("P_TOTALS"):
+                reply(Mux(k[2], pe, pc).word_select(k[:2], 8))
+                m.d.sync += k.eq(k + 1)
+                with m.If(k == 7):
+                    m.d.comb += core.result.ready.eq(1)
+                    m.d.sync += k.eq(0)
+                    m.next = "ADD_RD"
+
+            # -- READ_W -------------------------------------------------------------------------
+            with m.State("RW_WORD"):
+                m.d.comb += core.w_re.eq(1)
+                m.d.sync += bw.eq(0)
+                with m.If(wa_bad):
+                    fail(Status.BAD_ARG)
+                with m.Else():
+                    m.next = "RW_BYTES"
+            with m.State("RW_BYTES"):
+                # w_rdata follows w_addr = wa (held) one cycle late: valid from here on
+                lane = bw if wb == 1 else bw[1:]
+                wsel = Signal(16)
+                with m.Switch(lane):
+                    for l in range(P):
+                        with m.Case(l):
+                            m.d.comb += wsel.eq(core.w_rdata[l])
+                reply(wsel[:8] if wb == 1 else wsel.word_select(bw[0], 8))
+                m.d.sync += bw.eq(bw + 1)
+                with m.If(bw == WORD - 1):
+                    m.d.sync += [wa.eq(wa + 1), nw.eq(nw - 1)]
+                    with m.If(nw == 1):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.next = "RW_WORD"
+
+            # -- WRITE_W: check every word, then write them ---------------------------------------
+            with m.State("WW_VAL_RD"):
+                m.next = "WW_VAL"
+            with m.State("WW_VAL"):
+                is_high = Const(1) if wb == 1 else bw[0]
+                w_ok = sign_ok(byte, cfg.w_bits - 1 - 8 * (wb - 1))
+                bad_now = ((bw == 0) & wa_bad) | (is_high & ~w_ok)
+                with m.If(bad_now):
+                    m.d.sync += err.eq(1)
+                m.d.sync += [ra.eq(ra + 1), bw.eq(bw + 1)]
+                with m.If(bw == WORD - 1):
+                    m.d.sync += [bw.eq(0), wa.eq(wa + 1)]
+                with m.If(ra == last_a):
+                    m.d.sync += [ra.eq(5), wa.eq(v[:16]), bw.eq(0)]
+                    with m.If(bw != WORD - 1):
+                        fail(Status.BAD_LENGTH)
+                    with m.Elif(err | bad_now | (a0 > 1)):
+                        fail(Status.BAD_ARG)
+                    with m.Else():
+                        m.next = "WW_RD"
+                with m.Else():
+                    m.next = "WW_VAL_RD"
+            with m.State("WW_RD"):
+                m.next = "WW"
+            with m.State("WW"):
+                m.d.sync += [sreg.eq(Cat(sreg[8:], byte) if WORD > 1 else byte),
+                             ra.eq(ra + 1), bw.eq(bw + 1)]
+                with m.If(bw == WORD - 1):
+                    m.next = "WW_WE"
+                with m.Else():
+                    m.next = "WW_RD"
+            with m.State("WW_WE"):
+                m.d.comb += [core.w_we.eq(1)]
+                for l in range(P):
+                    m.d.comb += core.w_wdata[l].eq(sreg[8 * wb * l:][:cfg.w_bits])
+                m.d.sync += [wa.eq(wa + 1), bw.eq(0)]
+                with m.If(ra == last_a + 1):
+                    m.next = "FINISH"
+                with m.Else():
+                    m.next = "WW_RD"
+
+            # -- the reply --------------------------------------------------------------------------
+            with m.State("FINISH"):
+                ok = status == Status.OK
+                m.d.sync += [rep_op.eq(f_op), rep_st.eq(status), rep_len.eq(Mux(ok, wp, 0)),
+                             k.eq(Mux(ok, COUNTER_OFFSETS["frames_ok"],
+                                      COUNTER_OFFSETS["frames_rejected"]))]
+                m.next = "ADD_RD"
+
+            # one byte of a counter update: read, add, write back
+            with m.State("ADD_RD"):
+                m.d.comb += raddr.eq(CB + k)
+                m.next = "ADD"
+            with m.State("ADD"):
+                m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(add_sum[:8]), rw.en.eq(1)]
+                m.d.sync += [carry.eq(add_sum[8]), k.eq(k + 1)]
+                with m.If(k == COUNTER_OFFSETS["frames_ok"] - 1):
+                    m.next = "FINISH"           # after PRESENT's totals
+                with m.Elif((k == COUNTER_OFFSETS["frames_rejected"] - 1) |
+                            (k == _N_RAM_COUNTERS - 1)):
+                    m.d.sync += [tphase.eq(0), ti.eq(0), crc.eq(0xFFFF)]
+                    m.next = "TX_SOF"
+                with m.Else():
+                    m.next = "ADD_RD"
+
+            # -- transmitter --------------------------------------------------------------------
+            def advance():
+                with m.Switch(tphase):
+                    with m.Case(2):
+                        m.d.sync += tphase.eq(Mux(slen == 0, 4, 3))
+                    with m.Case(3):
+                        m.d.sync += ti.eq(ti + 1)
+                        with m.If(ti == slen - 1):
+                            m.d.sync += tphase.eq(4)
+                    with m.Default():
+                        m.d.sync += tphase.eq(tphase + 1)
+                with m.If(tphase == 5):
+                    m.next = "TX_EOF"
+                with m.Else():
+                    m.next = "TX_FETCH"
+
+            with m.State("TX_SOF"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
+                with m.If(self.tx.ready):
+                    m.next = "TX_FETCH"
+            with m.State("TX_FETCH"):
+                m.d.comb += raddr.eq(ti)
+                m.next = "TX_BYTE0"
+            with m.State("TX_BYTE0"):
+                tbyte = Signal(8)
+                with m.Switch(tphase):
+                    with m.Case(0):
+                        m.d.comb += tbyte.eq(f_seq)
+                    with m.Case(1):
+                        m.d.comb += tbyte.eq(Mux(send_err, f_op, rep_op) | 0x80)
+                    with m.Case(2):
+                        m.d.comb += tbyte.eq(Mux(send_err, err_st, rep_st))
+                    with m.Case(3):
+                        m.d.comb += tbyte.eq(rr.data)
+                    with m.Case(4):
+                        m.d.comb += tbyte.eq(crc[:8])
+                    with m.Default():
+                        m.d.comb += tbyte.eq(crc[8:])
+                m.d.sync += tb.eq(tbyte)
+                with m.If(tphase < 4):
+                    m.d.comb += crc_byte.eq(tbyte)
+                    m.d.sync += crc.eq(crc_next)
+                m.next = "TX_BYTE"
+            with m.State("TX_BYTE"):
+                special = (tb == END) | (tb == ESC)
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(Mux(special, ESC, tb))]
+                with m.If(self.tx.ready):
+                    with m.If(special):
+                        m.next = "TX_ESC"
+                    with m.Else():
+                        advance()
+            with m.State("TX_ESC"):
+                m.d.comb += [self.tx.valid.eq(1),
+                             self.tx.payload.eq(Mux(tb == END, ESC_END, ESC_ESC))]
+                with m.If(self.tx.ready):
+                    advance()
+            with m.State("TX_EOF"):
+                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
+                with m.If(self.tx.ready):
+                    m.next = "IDLE"
+
+        m.d.comb += self.busy.eq(~idle)
+        return m
