@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "accuracy is always measured on the backend")
     t.add_argument("--quiet", action="store_true", help="no progress bar, no per-epoch lines")
 
+    v = sub.add_parser("virtual-board", help="run the simulated board behind a pseudo-terminal",
+                       description="Build (once, cached under build/virtual) the real top-level "
+                       "RTL with Verilator and run it free-running behind a pseudo-terminal. "
+                       "Prints the port path; any serial program, or `python -m sw train "
+                       "--backend serial --port PATH`, can then talk to it. Ctrl-C stops it.")
+    _add_config_args(v)
+    from . import virtual
+    virtual.add_arguments(v)
+
     c = sub.add_parser("config", help="print the effective configuration",
                        description="Print the configuration (defaults, file and --set applied).")
     _add_config_args(c)
@@ -118,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _load_config(args) -> Config:
     cfg = Config.from_file(args.config) if args.config else Config()
     return cfg.with_overrides(args.set)
+
+
+def cmd_virtual_board(args) -> int:
+    from . import virtual
+    return virtual.run(args, _load_config(args))
 
 
 def cmd_config(args) -> int:
@@ -289,7 +303,8 @@ def _train_float(args, cfg, ds) -> dict:
 def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return {"train": cmd_train, "config": cmd_config}[args.command](args)
+        return {"train": cmd_train, "config": cmd_config,
+                "virtual-board": cmd_virtual_board}[args.command](args)
     except (UserError, DataError, ConfigError, CheckpointError, BackendError, BoardError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
