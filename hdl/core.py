@@ -16,8 +16,8 @@ name        depth                    word
 ==========  =======================  ====================================================
 ``w1``      ``n_in * NB1``           ``P`` weights
 ``w2``      ``n_hid * NB2``          ``P`` weights
-``ns_h/o``  ``NB1`` / ``NB2``        ``P x (V, U)``: the state at the step boundary
-``wk_h/o``  ``NB1`` / ``NB2``        ``P x (acc, d, gate, spike)``: the step's working set
+``ns``      ``NB1 + NB2``            ``P x (V, U)``: the state at the step boundary
+``wk``      ``NB1 + NB2``            ``P x (acc, d, gate, spike)``: the step's working set
 ``fb``      ``NB1``                  ``P x n_out`` bits of the feedback matrix ``B``
 ``rs_h/o``  ``T * NB1`` / ``T*NB2``  DFA raster: hidden spikes and gates / output gates
 ``enc``     ``n_in``                 intensity and accumulator (inside the encoder)
@@ -26,8 +26,9 @@ name        depth                    word
 One timestep is a sequence of phases; each scans blocks with a two-stage pipeline (issue
 the reads, then compute and write back the next cycle):
 
-1. ``STEP`` (1 cycle): ``hstep = hash32(key2 ^ g)`` (the per-step half of the dither),
-   the label's target spike, and the encoder is started.
+1. ``STEP`` (1 cycle): ``hstep = hash32(key2 ^ g)`` (the per-step half of the dither,
+   issued to the pipelined hash two cycles before), the label's target spike, and the
+   encoder is started.
 2. ``PRE`` (both layers): from the start-of-step ``V0, U0`` compute the gate, the update
    ``d = gate ? sround(U0, shift, r) : 0`` (``r`` the top bits of ``hstep + n * 0x9E3779B9``, per
    lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing the
@@ -57,17 +58,30 @@ Hardware notes
 --------------
 * The two layers share one datapath per lane (only one layer is ever in the second
   stage), so its cost is per lane, not per lane and layer.
-* The per-lane dither hash is computed in the first stage and registered; the scalar hash
-  (keys, ``B``, the per-step half of the dither) is one combinational ``hash32``.
+* ``ns`` and ``wk`` hold both layers (layer 1 from word ``NB1``): one memory per kind
+  saves block RAMs and the layer multiplexer. ``fb`` and the rasters are ``single_port``
+  (never usefully read while written), so a board may put them in single-port RAM.
+* No memory needs read-before-write: a word read in the cycle it is written is never
+  used, except through the transparent ``wk`` (and the encoder's memory), so a board may
+  declare read-write collisions undefined (``boards/memory.py``). The host must not read and
+  write the weight port in the same cycle.
+* The per-lane dither offset ``n * 0x9E3779B9`` is stepped by a register per lane (the PRE
+  scans visit neurons in order), not multiplied. The scalar hash (keys, ``B``, the per-step
+  half of the dither) is pipelined in two register stages; in IDLE it hashes the seed, so
+  **the seed must be stable for two cycles before a command** (then the keys still fit in
+  the 3 cycles of ``KEYS`` and the cycle counts are unchanged).
+* The prediction (a tree argmax) is registered; the counts settle cycles before ``DONE``.
+* The hidden error projection uses ``sum_k B[j,k] ec[k] = 2 sum_{B[j,k]=+1} ec[k]`` (the
+  centered error sums to zero): an adder tree with no negations.
 * ``B`` is not regenerated per use: it is hashed once per learning presentation into the
   ``fb`` memory (``n_hid x n_out`` bits), because the hidden error needs a whole row of
   ``B`` per neuron per step (``n_out`` hashes each on the fly).
-* Yosys ``synth_ice40 -noabc`` (no LUT re-mapping, so an upper bound) of the default
-  configuration: ``P = 1``: ~6.9k LUT4, 36 EBR; ``P = 4``: ~13.7k LUT4, 46 EBR. ``w1``
-  (64 kbit) is the obvious candidate for SPRAM on an iCE40UP5K; the weight memories need
-  one read and one write per cycle (read-modify-write pipeline), so a single-port SPRAM
-  halves the integration rate unless two SPRAMs are interleaved by block parity.
-* The runtime registers are sampled live: hold them stable during a presentation.
+* Area and clock on the boards: ``boards/`` (``python -m boards.build``) reports them.
+  The weight memories need one read and one write per cycle (read-modify-write pipeline),
+  so ``w1`` cannot go to the UP5K's single-port SPRAM without halving the integration
+  rate.
+* The runtime registers are sampled live: hold them stable during a presentation (the
+  seed from two cycles before the command).
 """
 
 import numpy as np
@@ -76,7 +90,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .encoder import Encoder
-from .hash import hash32
+from .hash import hash32_steps
 
 PHI32 = 0x9E3779B9
 from .mem import WordMemory
@@ -154,6 +168,12 @@ def cycles_per_step(cfg, lanes, n1, n2):
     return 12 + max(nb1 + nb2, cfg.n_in) + 2 * (nb1 + nb2) + n1 * nb1 + n2 * nb2
 
 
+def _cmul(x, c):
+    """``x * c`` for a constant ``c >= 0`` as shifts and adds (no multiplier block)."""
+    terms = [x << i for i in range(c.bit_length()) if (c >> i) & 1]
+    return sum(terms[1:], terms[0]) if terms else Const(0)
+
+
 def _sat(x, lo, hi):
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
 
@@ -164,15 +184,23 @@ def _leak(x, k):
 
 
 def _ffs(m, vec, name):
-    """Index of the lowest set bit of ``vec`` (0 if none): a priority encoder.
+    """Index of the lowest set bit of ``vec`` (undefined if none): a tree priority encoder.
 
     Spikes may be processed in any order (spec 8); lowest first is simply the cheapest way to
     serialise a spike vector without a FIFO.
     """
     idx = Signal(range(max(len(vec), 2)), name=name)
-    for i in reversed(range(len(vec))):
-        with m.If(vec[i]):
-            m.d.comb += idx.eq(i)
+
+    def tree(lo, n):
+        # (any bit set, index of the lowest set bit relative to lo) of vec[lo : lo + n]
+        if n == 1:
+            return vec[lo], Const(0, 1)
+        half = 1 << ((n - 1).bit_length() - 1)
+        a_any, a_idx = tree(lo, half)
+        b_any, b_idx = tree(lo + half, n - half)
+        return a_any | b_any, Mux(a_any, a_idx, half + b_idx)
+
+    m.d.comb += idx.eq(tree(0, len(vec))[1])
     return idx
 
 
@@ -196,7 +224,8 @@ class Core(wiring.Component):
     Attributes
     ----------
     regs : In(regs_layout(cfg))
-        Runtime registers; hold them stable during a presentation.
+        Runtime registers; hold them stable during a presentation (``seed`` also for two
+        cycles before the command).
     cmd : In(stream.Signature(cmd_layout(cfg)))
         Start one presentation (mode, label). Accepted only when idle.
     x_in : In(stream.Signature(unsigned(in_bits)))
@@ -274,14 +303,16 @@ class Core(wiring.Component):
 
         m.submodules.w1 = w1 = mem(wword, n_in * nb1)
         m.submodules.w2 = w2 = mem(wword, n_hid * nb2)
-        m.submodules.ns_h = ns_h = mem(nsword, nb1)
-        m.submodules.ns_o = ns_o = mem(nsword, nb2)
+        # One state and one working memory for both layers (layer 1 from word NB1 on): only
+        # one layer is ever in the pipeline, and one memory saves block RAMs and a multiplexer.
+        m.submodules.ns = ns = mem(nsword, nb1 + nb2)
         # Transparent: with one block the read-modify-write revisits an address every cycle.
-        m.submodules.wk_h = wk_h = mem(wkword, nb1, transparent=True)
-        m.submodules.wk_o = wk_o = mem(wkword, nb2, transparent=True)
-        m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1)
-        m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1)
-        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2)
+        m.submodules.wk = wk = mem(wkword, nb1 + nb2, transparent=True)
+        # Never read (usefully) in a cycle they are written: a single-port RAM will do.
+        m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1, single_port=True)
+        m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1,
+                                       single_port=True)
+        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2, single_port=True)
         m.submodules.enc = enc = Encoder(cfg, memory=mem)
 
         # ---- control registers -----------------------------------------------------------------
@@ -322,12 +353,26 @@ class Core(wiring.Component):
         with m.If(load_e):
             esum = sum(e_in)
             for k in range(n_out):
-                m.d.sync += [e[k].eq(e_in[k]), ec[k].eq(n_out * e_in[k] - esum)]
+                m.d.sync += [e[k].eq(e_in[k]), ec[k].eq(_cmul(e_in[k], n_out) - esum)]
 
         # ---- scalar hash (keys, feedback matrix, per-step dither half) ------------------------
+        # Pipelined (steps 0-1, then 2-4, both registered): ``h_q`` is the hash of the ``h_in``
+        # of two cycles before, so every user presents its input two cycles ahead. When nothing
+        # else needs it the input is the seed, so that in IDLE ``h_q`` is hash32(seed) (the
+        # seed must be stable for two cycles before a command) and the keys fit in KEYS.
         h_in = Signal(32)
-        h_out = Signal(32)
-        m.d.comb += h_out.eq(hash32(h_in))
+        h_mid = Signal(32)
+        h_q = Signal(32)
+        m.d.comb += h_in.eq(regs.seed)
+        m.d.sync += [h_mid.eq(hash32_steps(h_in, 0, 2)), h_q.eq(hash32_steps(h_mid, 2))]
+        # issue side of the feedback-matrix hashes: row ji, bit ki, two cycles ahead of FB
+        ji = Signal(range(nb1 * P + 1))
+        ki = Signal(range(max(n_out, 2)))
+        fb_issue = Signal()
+        with m.If(fb_issue):
+            m.d.sync += ki.eq(ki + 1)
+            with m.If(ki == n_out - 1):
+                m.d.sync += [ki.eq(0), ji.eq(ji + 1)]
 
         # ---- scan / integrate counters and the pipeline's second stage --------------------------
         b = Signal(range(max(nb1, nb2, 2) + 1))
@@ -345,9 +390,15 @@ class Core(wiring.Component):
         m.d.sync += p1_valid.eq(0)
 
         s0_layer = Signal()           # layer of the block issued in this cycle
+        pre_issue = Signal()          # a PRE block is issued in this cycle
+        s0_last_h = Signal()          # ... and it is the last block of layer 0
 
         def issue(op, layer, waddr=0):
             m.d.comb += s0_layer.eq(layer)
+            if op == OP_PRE:
+                m.d.comb += pre_issue.eq(1)
+                if layer == 0:
+                    m.d.comb += s0_last_h.eq(b == nb1 - 1)
             m.d.sync += [p1_valid.eq(1), p1_op.eq(op), p1_layer.eq(layer), p1_b.eq(b),
                          p1_waddr.eq(waddr)]
 
@@ -355,13 +406,14 @@ class Core(wiring.Component):
         # at (presynaptic neuron, b), the raster at this step's row. The data of the issuing
         # cycle is used by stage 1 the next cycle, whatever the phase.
         idle = Signal()
-        for nm in (ns_h, ns_o, wk_h, wk_o, fb):
-            m.d.comb += nm.rd_addr.eq(b)
+        for nm in (ns, wk):
+            m.d.comb += nm.rd_addr.eq(Mux(s0_layer, nb1 + b, b))
+        m.d.comb += fb.rd_addr.eq(b)
         m.d.comb += [rs_h.rd_addr.eq(rbase_h + b), rs_o.rd_addr.eq(rbase_o + b)]
         with m.If(idle):
             m.d.comb += [w1.rd_addr.eq(self.w_addr), w2.rd_addr.eq(self.w_addr)]
         with m.Else():
-            m.d.comb += [w1.rd_addr.eq(cur * nb1 + b), w2.rd_addr.eq(cur * nb2 + b)]
+            m.d.comb += [w1.rd_addr.eq(_cmul(cur, nb1) + b), w2.rd_addr.eq(_cmul(cur, nb2) + b)]
 
         # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
         # Formed in stage 0 (while the memories are read) and registered. The constant
@@ -371,11 +423,21 @@ class Core(wiring.Component):
         shift0 = Mux(s0_layer, lr_o, lr_h)
         shift = Signal(range(25))
         m.d.sync += shift.eq(shift0)
+        # n * PHI32 is not multiplied out: r is only used by the PRE scans, which visit the
+        # blocks in order (layer 0 from block 0, then layer 1 from block 0), so a register
+        # per lane steps by P * PHI32 per block (phi_start: the scan restarts at layer 0).
+        phi_start = Signal()
         r = []
         for l in range(P):
-            n_idx = Mux(s0_layer, n_hid, 0) + b * P + l
+            phi = Signal(32, name=f"phi{l}", init=l * PHI32 % 2**32)
+            with m.If(phi_start):
+                m.d.sync += phi.eq(l * PHI32 % 2**32)
+            with m.Elif(pre_issue & s0_last_h):
+                m.d.sync += phi.eq((n_hid + l) * PHI32 % 2**32)
+            with m.Elif(pre_issue):
+                m.d.sync += phi.eq((phi + P * PHI32 % 2**32)[:32])
             rl = Signal(32, name=f"r{l}")
-            m.d.sync += rl.eq((hstep + n_idx * PHI32)[:32] >> (Const(32, 6) - shift0)[:6])
+            m.d.sync += rl.eq((hstep + phi)[:32] >> (Const(32, 6) - shift0)[:6])
             r.append(rl)
 
         # ---- stage 1: one datapath per lane, shared by the two layers ---------------------------
@@ -387,18 +449,18 @@ class Core(wiring.Component):
         wkd = Signal(wkword)
         wd = Signal(wword)
         m.d.comb += [
-            nsd.eq(Mux(p1_layer, ns_o.rd_data.as_value(), ns_h.rd_data.as_value())),
-            wkd.eq(Mux(p1_layer, wk_o.rd_data.as_value(), wk_h.rd_data.as_value())),
+            nsd.eq(ns.rd_data), wkd.eq(wk.rd_data),
             wd.eq(Mux(p1_layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
         ]
         nsw = Signal(nsword)
         wkw = Signal(wkword)
         ww = Signal(wword)
         ns_we, wk_we, w_we = Signal(), Signal(), Signal()
-        for L, (ns, wk, wm) in enumerate(((ns_h, wk_h, w1), (ns_o, wk_o, w2))):
+        p1_addr = Mux(p1_layer, nb1 + p1_b, p1_b)
+        m.d.comb += [ns.wr_addr.eq(p1_addr), ns.wr_data.eq(nsw), ns.wr_en.eq(p1_valid & ns_we),
+                     wk.wr_addr.eq(p1_addr), wk.wr_data.eq(wkw), wk.wr_en.eq(p1_valid & wk_we)]
+        for L, wm in enumerate((w1, w2)):
             sel = p1_valid & (p1_layer == L)
-            m.d.comb += [ns.wr_addr.eq(p1_b), ns.wr_data.eq(nsw), ns.wr_en.eq(sel & ns_we),
-                         wk.wr_addr.eq(p1_b), wk.wr_data.eq(wkw), wk.wr_en.eq(sel & wk_we)]
             with m.If(sel & w_we):
                 m.d.comb += [wm.wr_addr.eq(p1_waddr), wm.wr_data.eq(ww), wm.wr_en.eq(1)]
 
@@ -417,10 +479,11 @@ class Core(wiring.Component):
             oks.append(lane_ok)
             v0 = Mux(first, 0, nsd[l].v)
             u0 = Mux(first, 0, nsd[l].u)
-            # hidden: sum_k B[j, k] ec[k]; output: e[k]
+            # hidden: sum_k B[j, k] ec[k] = 2 sum_{k: B[j, k] = +1} ec[k] - sum_k ec[k], and the
+            # centered error sums to zero; output: e[k]
             bits = fb.rd_data[l]
-            proj_h = sum(Mux(bits[k], ec[k], -ec[k]) for k in range(n_out))
-            proj = Mux(p1_layer, e[p1_b * P + l], proj_h)
+            proj_h = sum(Mux(bits[k], ec[k], 0) for k in range(n_out)) << 1
+            proj = Mux(p1_layer, e[_cmul(p1_b, P) + l], proj_h)
             gate_rs = Mux(p1_layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
             v = _sat(wkd[l].acc, smin, smax)
             s = (v >= theta) & lane_ok
@@ -498,14 +561,19 @@ class Core(wiring.Component):
             else:
                 m.d.sync += in_vec.eq(enc.spikes.payload.spike)
 
-        # prediction: most spikes, ties to the lowest index
-        best = Const(0, range(T + 1))
-        pred = Const(0, range(max(n_out, 2)))
-        for k in range(n_out):
-            better = counts[k] > best
-            best = Mux(better, counts[k], best)
-            pred = Mux(better, k, pred)
-        m.d.comb += [self.result.payload.pred.eq(pred)]
+        # prediction: most spikes, ties to the lowest index. A tree (the right operand wins
+        # only if strictly larger, so ties go left: to the lower index) whose result is
+        # registered; the counts settle in FIRE_O, cycles before DONE presents the result.
+        cand = [(counts[k], Const(k, range(max(n_out, 2)))) for k in range(n_out)]
+        while len(cand) > 1:
+            nxt_cand = []
+            for a, c in zip(cand[0::2], cand[1::2]):
+                better = c[0] > a[0]
+                nxt_cand.append((Mux(better, c[0], a[0]), Mux(better, c[1], a[1])))
+            if len(cand) % 2:
+                nxt_cand.append(cand[-1])
+            cand = nxt_cand
+        m.d.sync += [self.result.payload.pred.eq(cand[0][1])]
         for k in range(n_out):
             m.d.comb += self.result.payload.counts[k].eq(counts[k])
 
@@ -552,8 +620,12 @@ class Core(wiring.Component):
                 with m.If(self.counter_we):
                     # base = counter * T mod 2**32; T is a constant, so this is a few adders
                     m.d.sync += [counter.eq(self.counter_wdata),
-                                 base.eq((self.counter_wdata * T)[:32])]
+                                 base.eq(_cmul(self.counter_wdata, T)[:32])]
+                # h0 = hash32(seed); on a command key1 = hash32(h0 ^ 1) is issued at once
+                m.d.sync += h0.eq(h_q)
                 with m.If(self.cmd.valid):
+                    m.d.comb += h_in.eq(h_q ^ 1)
+                    m.d.sync += [ji.eq(0), ki.eq(0)]
                     m.d.sync += [mode.eq(self.cmd.payload.mode), label.eq(self.cmd.payload.label),
                                  t.eq(0), g.eq(base), tacc.eq(0), tgt_cnt.eq(0), first.eq(1),
                                  dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
@@ -565,25 +637,30 @@ class Core(wiring.Component):
                         m.next = "KEYS"
 
             with m.State("KEYS"):
-                # key(domain) = hash32(hash32(seed) ^ domain), one hash per cycle
+                # key(domain) = hash32(hash32(seed) ^ domain): key1 issued in IDLE, key2 here;
+                # then the first feedback-matrix hashes are issued (row 0 needs key1 at once)
                 m.d.sync += kc.eq(kc + 1)
                 with m.Switch(kc):
                     with m.Case(0):
-                        m.d.comb += h_in.eq(regs.seed)
-                        m.d.sync += h0.eq(h_out)
-                    with m.Case(1):
-                        m.d.comb += h_in.eq(h0 ^ 1)
-                        m.d.sync += key1.eq(h_out)
-                    with m.Case(2):
                         m.d.comb += h_in.eq(h0 ^ 2)
-                        m.d.sync += key2.eq(h_out)
+                    with m.Case(1):
+                        m.d.comb += [h_in.eq(h_q), fb_issue.eq(1)]
+                        m.d.sync += key1.eq(h_q)
+                    with m.Case(2):
+                        m.d.comb += [h_in.eq(key1 ^ ji ^ ((ki >> 5) << 16)), fb_issue.eq(1)]
+                        m.d.sync += key2.eq(h_q)
                         m.next = "FB"
 
             with m.State("FB"):
                 # B[j, k] = bit (k mod 32) of hash32(key1 ^ j ^ ((k >> 5) << 16)): one bit a
                 # cycle, shifted into the P-row word of the feedback RAM
-                m.d.comb += h_in.eq(key1 ^ jj ^ ((kk >> 5) << 16))
-                bit = h_out.bit_select(kk[:5], 1)
+                # issued two rows ahead; the last two issues are the first step's hash
+                m.d.comb += fb_issue.eq(1)
+                with m.If(ji == nb1 * P):
+                    m.d.comb += h_in.eq(key2 ^ g)
+                with m.Else():
+                    m.d.comb += h_in.eq(key1 ^ ji ^ ((ki >> 5) << 16))
+                bit = h_q.bit_select(kk[:5], 1)
                 sr = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
                 m.d.sync += [fb_sr.eq(sr), kk.eq(kk + 1)]
                 with m.If(kk == n_out - 1):
@@ -595,8 +672,8 @@ class Core(wiring.Component):
                             m.next = "STEP"
 
             with m.State("STEP"):
-                m.d.comb += [h_in.eq(key2 ^ g), enc.start.eq(1), enc.first.eq(t == 0)]
-                m.d.sync += hstep.eq(h_out)
+                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1)]
+                m.d.sync += hstep.eq(h_q)
                 tsum = tacc + regs.target_rate
                 m.d.sync += [tacc.eq(tsum[:cfg.in_bits]), tgt.eq(tsum[cfg.in_bits])]
                 with m.If(tsum[cfg.in_bits]):
@@ -624,14 +701,17 @@ class Core(wiring.Component):
                 m.d.comb += load_e.eq(1)
                 for k in range(n_out):
                     m.d.comb += e_in[k].eq(Mux(erbp, (tgt & (label == k)) - s_out[k], 0))
+                # the next step's g, early: UPD_O issues its hash (g is used for nothing else)
+                m.d.sync += g.eq(g + 1)
                 m.next = "UPD_H"
 
             with m.State("UPD_H"):
                 scan(OP_UPD, 0, nb1, "UPD_O")
             with m.State("UPD_O"):
+                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
                 with m.If(b == nb2):
                     m.d.comb += self.step_done.eq(1)
-                    m.d.sync += [t.eq(t + 1), g.eq(g + 1), first.eq(0),
+                    m.d.sync += [t.eq(t + 1), first.eq(0),
                                  rbase_h.eq(rbase_h + nb1), rbase_o.eq(rbase_o + nb2)]
                     with m.If(t == T - 1):
                         with m.If(mode == Mode.DFA):
@@ -664,12 +744,14 @@ class Core(wiring.Component):
                              rbase_o.eq(0)]
                 m.next = "DFA_UH"
             with m.State("DFA_UH"):
+                m.d.comb += h_in.eq(key2 ^ g)
                 scan(OP_DFAU, 0, nb1, "DFA_UO")
             with m.State("DFA_UO"):
+                m.d.comb += h_in.eq(key2 ^ g)
                 scan(OP_DFAU, 1, nb2, "L_STEP")
             with m.State("L_STEP"):
-                m.d.comb += [h_in.eq(key2 ^ g), enc.start.eq(1), enc.first.eq(t == 0)]
-                m.d.sync += hstep.eq(h_out)
+                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1)]
+                m.d.sync += [hstep.eq(h_q), g.eq(g + 1)]
                 m.next = "L_PRE_H"
             with m.State("L_PRE_H"):
                 scan(OP_PRE, 0, nb1, "L_PRE_O")
@@ -681,9 +763,11 @@ class Core(wiring.Component):
                     m.d.sync += int_first.eq(1)
                 integrate(0, in_vec, nb1, "L_INT_O")
             with m.State("L_INT_O"):
+                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
                 integrate(1, hid_vec, nb2, "L_NEXT")
             with m.State("L_NEXT"):
-                m.d.sync += [t.eq(t + 1), g.eq(g + 1), rbase_h.eq(rbase_h + nb1),
+                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
+                m.d.sync += [t.eq(t + 1), rbase_h.eq(rbase_h + nb1),
                              rbase_o.eq(rbase_o + nb2), b.eq(0)]
                 with m.If(t == T - 1):
                     m.next = "DONE"

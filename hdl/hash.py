@@ -10,7 +10,7 @@ from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["GOLDEN32", "ROUNDS", "hash32", "Hash32"]
+__all__ = ["GOLDEN32", "ROUNDS", "STEPS", "hash32", "hash32_steps", "Hash32"]
 
 GOLDEN32 = 0x9E3779B9
 #: (left-shift-add, right-shift-xor) pairs after the first add and xor; mirrors sim.fixed.
@@ -20,6 +20,28 @@ ROUNDS = ((10, 6), (3, 11), (15, 16), (7, 13))
 def _w32(x):
     """Truncate to 32 bits: additions and left shifts grow the width, the spec wraps."""
     return x.as_unsigned()[:32]
+
+
+#: Number of steps of :func:`hash32_steps`: the first add and xor, then one per round.
+STEPS = 1 + len(ROUNDS)
+
+
+def hash32_steps(x, start: int = 0, stop: int = STEPS) -> Value:
+    """Steps ``start`` to ``stop - 1`` of ``hash32`` (each one 32-bit adder and one xor).
+
+    ``hash32_steps(hash32_steps(x, 0, k), k)`` equals ``hash32(x)`` for any ``k``, so a core
+    can put pipeline registers between steps to shorten the five-adder-deep path.
+    """
+    x = _w32(Value.cast(x))
+    for i in range(start, stop):
+        if i == 0:
+            x = _w32(x + GOLDEN32)
+            x = x ^ (x >> 16)
+        else:
+            left, right = ROUNDS[i - 1]
+            x = _w32(x + (x << left))
+            x = x ^ (x >> right)
+    return x
 
 
 def hash32(x) -> Value:
@@ -35,13 +57,7 @@ def hash32(x) -> Value:
     Value
         ``unsigned(32)`` expression, equal to ``sim.fixed.hash32(x)``.
     """
-    x = _w32(Value.cast(x))
-    x = _w32(x + GOLDEN32)
-    x = x ^ (x >> 16)
-    for left, right in ROUNDS:
-        x = _w32(x + (x << left))
-        x = x ^ (x >> right)
-    return x
+    return hash32_steps(x)
 
 
 class Hash32(wiring.Component):

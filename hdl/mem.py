@@ -30,6 +30,10 @@ class WordMemory(wiring.Component):
         pipeline may revisit one address on consecutive cycles.
     init : iterable of int, optional
         Initial contents.
+    single_port : bool
+        A promise by the user: whenever the memory is written, the word read in the same
+        cycle is never used. A board may then implement it with a single-port RAM (a write
+        cycle takes the port; the read data of that cycle is undefined). Ignored here.
 
     Attributes
     ----------
@@ -41,10 +45,12 @@ class WordMemory(wiring.Component):
         Write port.
     """
 
-    def __init__(self, shape, depth: int, *, transparent: bool = False, init=()):
+    def __init__(self, shape, depth: int, *, transparent: bool = False, init=(),
+                 single_port: bool = False):
         self._shape = shape
         self._depth = max(1, depth)
         self._transparent = transparent
+        self.single_port = single_port
         self._init = list(init)
         super().__init__({
             "rd_addr": In(range(self._depth)),
