@@ -4,15 +4,19 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# Demo settings (override on the command line: make demo EPOCHS=5 RULE=dfa)
-EPOCHS ?= 10
+# Demo settings (override on the command line: make demo EPOCHS=5 RULE=dfa LANES=8)
+EPOCHS ?= 3
 RULE   ?= erbp
 SEED   ?= 0
+LANES  ?= 4
+BACKEND ?= virtual
 
-.PHONY: help demo test test-slow bench clean distclean
+.PHONY: help demo demo-golden test test-slow bench clean distclean
 
 help:
-	@echo "make demo      train the digits network (rule $(RULE), $(EPOCHS) epochs), plots in runs/demo"
+	@echo "make demo      train the digits network on the virtual board (the RTL in Verilator, over"
+	@echo "               a simulated UART; rule $(RULE), $(EPOCHS) epochs, P=$(LANES)), plots in runs/demo"
+	@echo "make demo-golden  the same on the NumPy golden model (10 epochs, about a minute)"
 	@echo "make test      run the test suite (fast tier; what CI runs)"
 	@echo "make test-slow also run the slow tests"
 	@echo "make bench     measure accuracy and speed, write bench/results.md and .json"
@@ -25,9 +29,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m sw train --backend golden --dataset digits --rule $(RULE) \
-	    --epochs $(EPOCHS) --seed $(SEED) --checkpoint runs/demo/checkpoint.npz \
+	$(BIN)/python -m sw train --backend $(BACKEND) --lanes $(LANES) --dataset digits \
+	    --rule $(RULE) --epochs $(EPOCHS) --seed $(SEED) --checkpoint runs/demo/checkpoint.npz \
 	    --json runs/demo/results.json --plots runs/demo/plots
+
+demo-golden: $(STAMP)
+	$(BIN)/python -m sw train --backend golden --dataset digits --rule $(RULE) \
+	    --epochs 10 --seed $(SEED) --checkpoint runs/demo-golden/checkpoint.npz \
+	    --json runs/demo-golden/results.json --plots runs/demo-golden/plots
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -195,11 +195,11 @@ def make_backend(name: str, cfg: Config, port: str | None = None, *, baud: int =
     if name == "virtual":
         from .virtual import start_virtual_board
         try:
-            vb = start_virtual_board(cfg, lanes=lanes or 1)
+            vb = start_virtual_board(cfg, lanes=lanes or 4)
             link = open_serial(vb.port, baud)
         except BoardError as e:
             raise BackendError(str(e)) from None
         return BoardBackend(cfg, Board(link, name=f"virtual board {vb.port}",
                                        timeout=timeout, retries=retries),
-                            lanes=lanes or 1, owner=vb, name="virtual")
+                            lanes=lanes or 4, owner=vb, name="virtual")
     raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="UART baud rate of the board (default: 3000000; ignored by the "
                         "virtual board)")
     t.add_argument("--lanes", type=int, default=None, metavar="P",
-                   help="neuron lanes of the core: built into the virtual board (default 1), "
+                   help="neuron lanes of the core: built into the virtual board (default 4), "
                         "checked against a real board's bitstream (default: any)")
     t.add_argument("--timeout", type=float, default=2.0, metavar="S",
                    help="seconds to wait for each reply of a board before resending "
