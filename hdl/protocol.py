@@ -38,11 +38,21 @@ Area notes
   anyway). After a reset the FSM first clears them.
 * ``IDENTIFY``'s 26 constant bytes are initial contents of the same RAM, so ``IDENTIFY`` and
   ``READ_COUNTERS`` are one copy loop.
+
+Yosys ``synth_ice40 -noflatten`` of the default configuration (64-128-10), the engine without
+the core: P = 1: ~1180 LUT4, ~580 flip-flops (173 of them the registers), 2 EBR; P = 4:
+~1210 LUT4. The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
+core's ``n_out`` spike counts, the per-presentation cycle and event counters, the sample
+counter and ``uart_errors`` read a byte at a time), the state machine (~100), the three
+32-bit counters (~100) and the weight address with its bound check (~50). Yosys keeps
+Amaranth FSMs binary on iCE40 (their state register has an initial value); a one-hot
+version of this one measured ~40 LUT4 larger.
 """
 
 import struct
 
-from amaranth.hdl import Cat, Const, Module, Mux, Shape, Signal, unsigned
+from amaranth.hdl import (Cat, Const, Elaboratable, Module, Mux, ResetInserter, Shape, Signal,
+                          unsigned)
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -120,6 +130,19 @@ def _crc16_byte(crc, byte):
     return c
 
 
+class _Tally(Elaboratable):
+    """``count += inc`` every cycle (wrapped in a ResetInserter to clear it)."""
+
+    def __init__(self, width, inc_shape):
+        self.count = Signal(width)
+        self.inc = Signal(inc_shape)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.count.eq(self.count + self.inc)
+        return m
+
+
 class ProtocolEngine(wiring.Component):
     """The link protocol engine with the network core inside.
 
@@ -153,7 +176,6 @@ class ProtocolEngine(wiring.Component):
                  clk_hz: int = 12_000_000, divisor: int = 6):
         self.cfg = cfg
         self.lanes = P = lanes
-        self.core = Core(cfg, lanes=lanes, memory=memory)
         self.ib = _bytes_per(cfg.in_bits)
         self.wb = _bytes_per(cfg.w_bits)
         self.max_frame = default_max_frame(cfg) if max_frame is None else int(max_frame)
@@ -164,7 +186,7 @@ class ProtocolEngine(wiring.Component):
                              f"not {self.max_frame}")
         if cfg.n_out > 256:
             raise ValueError("the protocol's u8 label needs n_out <= 256")
-        if max(self.core.w_words) > 0x10000:
+        if max(cfg.n_in * -(-cfg.n_hid // P), cfg.n_hid * -(-cfg.n_out // P)) > 0x10000:
             raise ValueError("a weight layer has more than 65536 words (u16 addresses)")
         if not (0 < clk_hz < 1 << 32 and 0 < divisor < 1 << 16):
             raise ValueError(f"clk_hz must fit in u32 and divisor in u16, not {clk_hz}, "
@@ -173,6 +195,7 @@ class ProtocolEngine(wiring.Component):
         self.divisor = int(divisor)
         self.layout = regs_layout(cfg)
         self._fields = self._field_table()
+        self.core = Core(cfg, lanes=lanes, memory=memory)
         super().__init__({
             "rx": In(stream.Signature(unsigned(8))),
             "rx_error": In(1),
@@ -224,7 +247,7 @@ class ProtocolEngine(wiring.Component):
         LW = core.w_words
         NF = len(self._fields)
 
-        # ---- buffers --------------------------------------------------------------------------
+        # ---- buffers -----------------------------------------------------------------------------
         m.submodules.fmem = fmem = Memory(shape=8, depth=MF, init=[])
         fw = fmem.write_port()
         fr = fmem.read_port()
@@ -233,7 +256,7 @@ class ProtocolEngine(wiring.Component):
         rw = rmem.write_port()
         rr = rmem.read_port()
 
-        # ---- state ----------------------------------------------------------------------------
+        # ---- state -------------------------------------------------------------------------------
         idle = Signal()                 # the FSM waits for a frame
         crc = Signal(16)
         crc_byte = Signal(8)
@@ -265,7 +288,6 @@ class ProtocolEngine(wiring.Component):
         bw = Signal(range(max(WORD, 2)))  # byte within a weight word
         sreg = Signal(8 * WORD)         # WRITE_W word being assembled
         xlo = Signal(8)
-        pc, pe = Signal(32), Signal(32)  # this presentation's cycles and events
         carry = Signal()
 
         # stored reply and retransmission
@@ -283,24 +305,13 @@ class ProtocolEngine(wiring.Component):
         cv = chain.as_value()
         m.d.comb += core.regs.eq(chain)
 
-        # ---- receiver -------------------------------------------------------------------------
+        # ---- receiver ----------------------------------------------------------------------------
         rxb = self.rx.payload
-        m.d.comb += [self.rx.ready.eq(1), crc_byte.eq(d2)]
-
-        def data(d):
-            with m.If(rlen == MF):
-                m.d.sync += ovf.eq(1)
-            with m.Else():
-                m.d.comb += [fw.addr.eq(rlen), fw.data.eq(d), fw.en.eq(1)]
-                m.d.sync += rlen.eq(rlen + 1)
-            m.d.sync += [d1.eq(d), d2.eq(d1)]
-            with m.If(rlen == 0):
-                m.d.sync += [crc.eq(0xFFFF), f_seq.eq(d), f_op.eq(0)]
-            with m.If(rlen == 1):
-                m.d.sync += f_op.eq(d)
-            with m.If(rlen >= 2):
-                m.d.sync += crc.eq(crc_next)
-
+        rxd = Signal(8)                 # the decoded data byte, valid with rxd_valid
+        rxd_valid = Signal()
+        crc_en, crc_init = Signal(), Signal()
+        m.d.comb += [self.rx.ready.eq(1), crc_byte.eq(d2),
+                     rxd.eq(Mux(esc, Mux(rxb == ESC_ESC, ESC, END), rxb))]
         with m.If(self.rx.valid):
             with m.If(rxb == END):
                 m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), drop.eq(0)]
@@ -309,30 +320,57 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += drop.eq(1)
             with m.Elif(esc):
                 m.d.sync += esc.eq(0)
-                with m.If(rxb == ESC_END):
-                    data(END)
-                with m.Elif(rxb == ESC_ESC):
-                    data(ESC)
+                with m.If((rxb == ESC_END) | (rxb == ESC_ESC)):
+                    m.d.comb += rxd_valid.eq(1)
                 with m.Else():
                     m.d.sync += bad.eq(1)
             with m.Elif(rxb == ESC):
                 m.d.sync += esc.eq(1)
             with m.Else():
-                data(rxb)
+                m.d.comb += rxd_valid.eq(1)
         with m.If(self.rx_error):
-            m.d.sync += uart_errors.eq(uart_errors + 1)
             with m.If(idle):
                 m.d.sync += bad.eq(1)
             with m.Else():
                 m.d.sync += drop.eq(1)
+        m.d.sync += uart_errors.eq(uart_errors + self.rx_error)
 
-        # ---- shared datapath ------------------------------------------------------------------
+        m.d.comb += [fw.addr.eq(rlen), fw.data.eq(rxd)]
+        with m.If(rxd_valid):
+            with m.If(rlen == MF):
+                m.d.sync += ovf.eq(1)
+            with m.Else():
+                m.d.comb += fw.en.eq(1)
+                m.d.sync += rlen.eq(rlen + 1)
+            m.d.sync += [d1.eq(rxd), d2.eq(d1)]
+            # the CRC register trails the received bytes by two (the CRC field itself)
+            m.d.comb += [crc_en.eq(rlen != 1), crc_init.eq(rlen == 0)]
+            with m.If(rlen == 0):
+                m.d.sync += [f_seq.eq(rxd), f_op.eq(0)]
+            with m.If(rlen == 1):
+                m.d.sync += f_op.eq(rxd)
+        with m.If(crc_en):
+            m.d.sync += crc.eq(Mux(crc_init, 0xFFFF, crc_next))
+
+        # this presentation's cycles and synaptic events: cleared (through their reset) when
+        # the command is issued
+        pres_clr, pc_inc, pe_inc = Signal(), Signal(), Signal()
+        m.submodules.pc = pc_t = ResetInserter(pres_clr)(_Tally(32, 1))
+        m.submodules.pe = pe_t = ResetInserter(pres_clr)(_Tally(32, range(P + 1)))
+        m.d.comb += [pc_t.inc.eq(pc_inc), pe_t.inc.eq(Mux(pe_inc, core.syn_events, 0))]
+        pc, pe = pc_t.count, pe_t.count
+
+        # ---- shared datapath ---------------------------------------------------------------------
         m.d.comb += [fr.addr.eq(ra), rr.addr.eq(raddr)]
         layer = a0[0]
         m.d.comb += [core.w_layer.eq(layer), core.w_addr.eq(wa)]
         nwords = Mux(layer, LW[1], LW[0])
         wa_bad = wa >= nwords
         byte = fr.data
+        m.d.comb += [core.counter_wdata.eq(v), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
+        for l in range(P):
+            m.d.comb += core.w_wdata[l].eq(sreg[8 * wb * l:][:cfg.w_bits])
+        m.d.comb += core.x_in.payload.eq(byte if ib == 1 else Cat(xlo, byte))
 
         def reply(value):
             m.d.comb += [rw.addr.eq(wp), rw.data.eq(value), rw.en.eq(1)]
@@ -371,13 +409,13 @@ class ProtocolEngine(wiring.Component):
         inc = (k == COUNTER_OFFSETS["presentations"]) | (k == COUNTER_OFFSETS["frames_ok"]) | \
             (k == COUNTER_OFFSETS["frames_rejected"])
         first = inc | (k == COUNTER_OFFSETS["events"]) | (k == COUNTER_OFFSETS["busy_cycles"])
-        opb = Mux(inc, 1, Mux(k[2:] == 1, pe.word_select(k[:2], 8),
-                              Mux(k[2:] == 3, pc.word_select(k[:2], 8), 0)))
+        tot_byte = Mux(k[3], pc.word_select(k[:2], 8), pe.word_select(k[:2], 8))
+        opb = Mux(inc, 1, Mux((k[2:] == 1) | (k[2:] == 3), tot_byte, 0))
         add_sum = rr.data + opb + Mux(first, 0, carry)
 
         slen = Mux(send_err, 0, rep_len)
 
-        # ---- the state machine ----------------------------------------------------------------
+        # ---- the state machine -------------------------------------------------------------------
         with m.FSM(name="link"):
             with m.State("CLEAR"):
                 # zero the RAM counters after a reset
@@ -472,7 +510,7 @@ class ProtocolEngine(wiring.Component):
                         with m.Else():
                             m.next = "WR_CHECK"
                     with m.Case(Op.WRITE_COUNTER):
-                        m.d.comb += [core.counter_we.eq(1), core.counter_wdata.eq(v)]
+                        m.d.comb += core.counter_we.eq(1)
                         m.next = "FINISH"
                     with m.Case(Op.PRESENT):
                         m.d.sync += ra.eq(4)
@@ -491,19 +529,20 @@ class ProtocolEngine(wiring.Component):
                         m.d.sync += ra.eq(5)
                         m.next = "WW_VAL_RD"
 
-            # -- IDENTIFY / READ_COUNTERS: copy from the RAM (and two FF counters) ----------
+            # -- IDENTIFY / READ_COUNTERS: copy from the RAM (and two FF counters) --------------
             with m.State("COPY_RD"):
                 m.d.comb += raddr.eq(Mux(copy_cnt, CB - 4, IB) + wp)
                 m.next = "COPY"
             with m.State("COPY"):
-                ff = Mux(wp[5], uart_errors, core.sample_counter).word_select(wp[:2], 8)
+                ff = Mux(wp[5], uart_errors.word_select(wp[:2], 8),
+                         core.sample_counter.word_select(wp[:2], 8))
                 reply(Mux(copy_cnt & ((wp < 4) | (wp >= 32)), ff, rr.data))
                 with m.If(wp == Mux(copy_cnt, 35, len(ident) - 1)):
                     m.next = "FINISH"
                 with m.Else():
                     m.next = "COPY_RD"
 
-            # -- READ_REGS / WRITE_REG: rotate the register chain once ----------------------
+            # -- READ_REGS / WRITE_REG: rotate the register chain once --------------------------
             with m.State("REGS"):
                 out = Mux(inside, cv[0], fs_ & lastbit)
                 with m.If(inside):
@@ -536,7 +575,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     m.next = "REGS"
 
-            # -- PRESENT ----------------------------------------------------------------------
+            # -- PRESENT ------------------------------------------------------------------------
             def x_high(b):
                 """The byte is the most significant of an input value and fits in_bits."""
                 return zero_from(b, cfg.in_bits - 8 * (ib - 1))
@@ -560,13 +599,12 @@ class ProtocolEngine(wiring.Component):
                 m.next = "PF"
             with m.State("PF"):
                 if ib == 1:
-                    m.d.comb += [core.x_in.valid.eq(1), core.x_in.payload.eq(byte)]
+                    m.d.comb += core.x_in.valid.eq(1)
                     advance = core.x_in.ready
                 else:
                     with m.If(~ra[0]):
                         m.d.sync += xlo.eq(byte)
-                    m.d.comb += [core.x_in.valid.eq(ra[0]),
-                                 core.x_in.payload.eq(Cat(xlo, byte))]
+                    m.d.comb += core.x_in.valid.eq(ra[0])
                     advance = ~ra[0] | core.x_in.ready
                 with m.If(advance):
                     m.d.sync += ra.eq(ra + 1)
@@ -575,17 +613,18 @@ class ProtocolEngine(wiring.Component):
                     with m.Else():
                         m.next = "PF_RD"
             with m.State("P_CMD"):
-                m.d.comb += [core.cmd.valid.eq(1), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
-                m.d.sync += [pc.eq(1), pe.eq(0)]
+                m.d.comb += [core.cmd.valid.eq(1), pres_clr.eq(1)]
                 with m.If(core.cmd.ready):
                     m.next = "P_RUN"
             with m.State("P_RUN"):
-                # cycles as hdl.core.presentation_cycles counts them: the accept cycle, and
-                # every cycle after it up to the first one with the result
-                m.d.sync += [pc.eq(pc + 1), pe.eq(pe + core.syn_events)]
+                # cycles as hdl.core.presentation_cycles counts them: the accept cycle and
+                # every cycle after it up to the first one with the result (counted here
+                # from the cycle after the accept, plus one in P_PRED)
+                m.d.comb += [pc_inc.eq(1), pe_inc.eq(1)]
                 with m.If(core.result.valid):
                     m.next = "P_PRED"
             with m.State("P_PRED"):
+                m.d.comb += pc_inc.eq(1)
                 reply(core.result.payload.pred)
                 m.d.sync += k.eq(0)
                 m.next = "P_COUNT"
@@ -594,12 +633,15 @@ class ProtocolEngine(wiring.Component):
                 reply(cnt.word_select(k[0], 8))
                 m.d.sync += k.eq(k + 1)
                 with m.If(k == 2 * cfg.n_out - 1):
-                    m.d.sync += k.eq(0)
+                    m.d.sync += k.eq(COUNTER_OFFSETS["busy_cycles"])
                     m.next = "P_TOTALS"
             with m.State("P_TOTALS"):
-                reply(Mux(k[2], pe, pc).word_select(k[:2], 8))
+                # the bytes of pc (k = 12..15), then of pe (k = 4..7)
+                reply(tot_byte)
                 m.d.sync += k.eq(k + 1)
-                with m.If(k == 7):
+                with m.If(k == COUNTER_OFFSETS["busy_cycles"] + 3):
+                    m.d.sync += k.eq(COUNTER_OFFSETS["events"])
+                with m.If(k == COUNTER_OFFSETS["events"] + 3):
                     m.d.comb += core.result.ready.eq(1)
                     m.d.sync += k.eq(0)
                     m.next = "ADD_RD"
@@ -629,7 +671,7 @@ class ProtocolEngine(wiring.Component):
                     with m.Else():
                         m.next = "RW_WORD"
 
-            # -- WRITE_W: check every word, then write them ---------------------------------------
+            # -- WRITE_W: check every word, then write them -------------------------------------
             with m.State("WW_VAL_RD"):
                 m.next = "WW_VAL"
             with m.State("WW_VAL"):
@@ -661,16 +703,14 @@ class ProtocolEngine(wiring.Component):
                 with m.Else():
                     m.next = "WW_RD"
             with m.State("WW_WE"):
-                m.d.comb += [core.w_we.eq(1)]
-                for l in range(P):
-                    m.d.comb += core.w_wdata[l].eq(sreg[8 * wb * l:][:cfg.w_bits])
+                m.d.comb += core.w_we.eq(1)
                 m.d.sync += [wa.eq(wa + 1), bw.eq(0)]
                 with m.If(ra == last_a + 1):
                     m.next = "FINISH"
                 with m.Else():
                     m.next = "WW_RD"
 
-            # -- the reply --------------------------------------------------------------------------
+            # -- the reply ----------------------------------------------------------------------
             with m.State("FINISH"):
                 ok = status == Status.OK
                 m.d.sync += [rep_op.eq(f_op), rep_st.eq(status), rep_len.eq(Mux(ok, wp, 0)),
@@ -689,7 +729,8 @@ class ProtocolEngine(wiring.Component):
                     m.next = "FINISH"           # after PRESENT's totals
                 with m.Elif((k == COUNTER_OFFSETS["frames_rejected"] - 1) |
                             (k == _N_RAM_COUNTERS - 1)):
-                    m.d.sync += [tphase.eq(0), ti.eq(0), crc.eq(0xFFFF)]
+                    m.d.sync += [tphase.eq(0), ti.eq(0)]
+                    m.d.comb += [crc_en.eq(1), crc_init.eq(1)]
                     m.next = "TX_SOF"
                 with m.Else():
                     m.next = "ADD_RD"
@@ -734,8 +775,7 @@ class ProtocolEngine(wiring.Component):
                         m.d.comb += tbyte.eq(crc[8:])
                 m.d.sync += tb.eq(tbyte)
                 with m.If(tphase < 4):
-                    m.d.comb += crc_byte.eq(tbyte)
-                    m.d.sync += crc.eq(crc_next)
+                    m.d.comb += [crc_byte.eq(tbyte), crc_en.eq(1)]
                 m.next = "TX_BYTE"
             with m.State("TX_BYTE"):
                 special = (tb == END) | (tb == ESC)

@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The link protocol engine (``hdl/protocol.py``) against ``docs/protocol.md``.
 
 Requests are built and replies parsed with the host codec (``sw/protocol.py``). Every reply is
@@ -312,18 +313,28 @@ class Link:
             await self.tick()
         return True
 
-    async def transact(self, wire, what=""):
+    async def transact(self, wire, what="", error_at=None):
         """Send ``wire``; every END-terminated part is checked against the reference model
-        (a reply byte for byte, or silence). Returns the replies."""
+        (a reply byte for byte, or silence). ``error_at``: index of a byte of ``wire`` that
+        is replaced by a UART error pulse. Returns the replies."""
         replies = []
         start = 0
         for i, b in enumerate(wire):
             if b != END:
                 continue
             part = wire[start:i + 1]
+            if error_at is not None and start <= error_at < i:
+                j = error_at - start
+                await self.send(part[:j])
+                await self.send(b"\x00", error_at=(0,))
+                await self.send(part[j + 1:])
+                assert self.ref.feed(part[:j]) == []
+                self.ref.uart_error()
+                want = self.ref.feed(part[j + 1:])
+            else:
+                await self.send(part)
+                want = self.ref.feed(part) if self.ref else [None]
             start = i + 1
-            await self.send(part)
-            want = self.ref.feed(part) if self.ref else [None]
             assert len(want) <= 1
             if want and want[0] is None:
                 got = await self.receive()
@@ -472,16 +483,24 @@ def test_identify_registers_counters(lanes):
     assert not link.errors, "\n".join(link.errors[:5])
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
-def test_weights_round_trip_and_bad_arguments(lanes):
-    cfg = small_cfg(n_hid=5, n_out=3)   # odd rows: padding lanes with P = 2
+def wide_cfg():
+    """Two bytes per input value and per weight on the wire."""
+    return small_cfg(in_bits=10, w_bits=10, state_bits=12, target_rate=700, theta_hid=300,
+                     theta_out=200, bmin_hid=-300, bmax_hid=400, bmin_out=-400, bmax_out=500)
+
+
+@pytest.mark.parametrize("lanes, wide", [(1, False), (2, False), (2, True)])
+def test_weights_round_trip_and_bad_arguments(lanes, wide):
+    cfg = wide_cfg() if wide else small_cfg()   # n_hid = 5, n_out = 3: padding with P = 2
     dut, ref = make(cfg, lanes)
     rng = np.random.default_rng(lanes)
     wb = pr.weight_bytes(cfg)
+    dt = "<i1" if wb == 1 else "<i2"
     n0, n1 = (pr.layer_words(cfg, lanes, L) for L in (0, 1))
+    big = 127 if wb == 1 else 32767
 
     def raw(n, lo=cfg.w_min, hi=cfg.w_max):
-        return rng.integers(lo, hi + 1, (n, lanes)).astype("<i1").tobytes()
+        return rng.integers(lo, hi + 1, (n, lanes)).astype(dt).tobytes()
 
     async def body(link):
         w1, w2 = random_weights(cfg, rng)
@@ -505,9 +524,9 @@ def test_weights_round_trip_and_bad_arguments(lanes):
             (Op.WRITE_W, struct.pack("<BH", 0, n0) + raw(1), Status.BAD_ARG),
             (Op.WRITE_W, struct.pack("<BH", 0, n0 - 1) + raw(2), Status.BAD_ARG),
             (Op.WRITE_W, struct.pack("<BH", 1, 0xFFFF) + raw(1), Status.BAD_ARG),
-            (Op.WRITE_W, struct.pack("<BH", 0, 0) + raw(3) + raw(1, cfg.w_max + 1, 127),
+            (Op.WRITE_W, struct.pack("<BH", 0, 0) + raw(3) + raw(1, cfg.w_max + 1, big),
              Status.BAD_ARG),
-            (Op.WRITE_W, struct.pack("<BH", 1, 1) + raw(2) + raw(1, -128, cfg.w_min - 1),
+            (Op.WRITE_W, struct.pack("<BH", 1, 1) + raw(2) + raw(1, -big - 1, cfg.w_min - 1),
              Status.BAD_ARG),
             (Op.WRITE_W, struct.pack("<BH", 0, 0), Status.BAD_LENGTH),
             (Op.READ_W, struct.pack("<BHH", 0, 0, 0), Status.BAD_ARG),
@@ -534,15 +553,15 @@ def test_weights_round_trip_and_bad_arguments(lanes):
         for L in (0, 1):
             r = await link.call(seq + 1 + L, Op.READ_W,
                                 struct.pack("<BHH", L, 0, pr.layer_words(cfg, lanes, L)))
-            assert r.payload == ref.words[L].astype("<i1").tobytes()
+            assert r.payload == ref.words[L].astype(dt).tobytes()
 
     link = simulate(dut, body)
     assert not link.errors, "\n".join(link.errors[:5])
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
-def test_present_all_modes_against_golden(lanes):
-    cfg = small_cfg()
+@pytest.mark.parametrize("lanes, wide", [(1, False), (2, False), (1, True)])
+def test_present_all_modes_against_golden(lanes, wide):
+    cfg = wide_cfg() if wide else small_cfg()
     dut, ref = make(cfg, lanes)
     rng = np.random.default_rng(10 + lanes)
     w1, w2 = random_weights(cfg, rng)
@@ -581,20 +600,29 @@ def test_present_all_modes_against_golden(lanes):
     assert not link.errors, "\n".join(link.errors[:5])
 
 
-def test_present_bad_arguments_change_nothing():
-    cfg = small_cfg()
+@pytest.mark.parametrize("wide", [False, True])
+def test_present_bad_arguments_change_nothing(wide):
+    cfg = wide_cfg() if wide else small_cfg()
     dut, ref = make(cfg, 1)
     rng = np.random.default_rng(3)
+    dt = "<u1" if pr.input_bytes(cfg) == 1 else "<u2"
 
     async def body(link):
         await load_weights(link, cfg, 1, *random_weights(cfg, rng))
         x = random_x(cfg, rng)
+
+        def xs(*pairs):
+            y = x.copy()
+            for i, v in pairs:
+                y[i] = v
+            return y.astype(dt).tobytes()
+
+        top = 1 << cfg.in_bits
         for i, payload in enumerate([
-                bytes([3, 0]) + bytes(x.astype(np.uint8)),
-                bytes([1, cfg.n_out]) + bytes(x.astype(np.uint8)),
-                bytes([0, 255]) + bytes(x.astype(np.uint8)),
-                bytes([1, 0]) + bytes(x.astype(np.uint8))[:-1] + bytes([1 << cfg.in_bits]),
-                bytes([2, 0, 255]) + bytes(x.astype(np.uint8))[1:]]):
+                bytes([3, 0]) + xs(), bytes([1, cfg.n_out]) + xs(), bytes([0, 255]) + xs(),
+                bytes([1, 0]) + xs((cfg.n_in - 1, top)), bytes([2, 0]) + xs((0, top)),
+                bytes([0, 0]) + xs((2, top + 1)),
+                bytes([0, 0]) + xs((1, (1 << (8 * pr.input_bytes(cfg))) - 1))]):
             r = await link.call(i, Op.PRESENT, payload)
             assert r.status == Status.BAD_ARG
         r = await link.call(9, Op.READ_COUNTERS)
@@ -800,25 +828,36 @@ def run_fuzz(seconds, seed, lanes, cfg=None):
     cfg = cfg or small_cfg()
     dut, ref = make(cfg, lanes)
     rng = np.random.default_rng(seed)
-    stats = dict(frames=0, ok=0, rejected=0, damaged=0)
+    stats = dict(frames=0, ok=0, rejected=0, damaged=0, resent=0)
 
     async def body(link):
         w1, w2 = random_weights(cfg, rng)
         await load_weights(link, cfg, lanes, w1, w2)
         t0 = time.monotonic()
         seq = 0
+        previous = pr.request(0, Op.IDENTIFY)
         while time.monotonic() - t0 < seconds and not link.errors:
             op, payload = valid_requests(cfg, lanes, rng, ref)
             seq = (seq + 1) & 0xFF
             wire = pr.request(seq, op, payload)
             r = rng.random()
-            if r < 0.5:
+            error_at = None
+            if r < 0.45:
                 wire = mutate(wire, rng)
                 stats["damaged"] += 1
+            elif r < 0.5:
+                error_at = int(rng.integers(1, len(wire) - 1))   # a UART error inside
+                stats["damaged"] += 1
             elif r < 0.6:
-                seq = (seq - 1) & 0xFF              # a retransmission (maybe of another op)
+                wire = previous                     # a retransmission: not executed again
+                stats["resent"] += 1
+            elif r < 0.65:
+                seq = (seq - 1) & 0xFF              # the same seq for another request
                 wire = pr.request(seq, op, payload)
-            replies = await link.transact(wire, f"frame {stats['frames']} {wire.hex()}")
+            else:
+                previous = wire
+            replies = await link.transact(wire, f"frame {stats['frames']} {wire.hex()}",
+                                          error_at)
             stats["frames"] += 1
             for rep in replies:
                 st = pr.parse_reply(rep).status
@@ -848,3 +887,81 @@ def test_fuzz(lanes):
 def test_fuzz_long(lanes):
     stats = run_fuzz(300, seed=100 + lanes, lanes=lanes)
     print(stats)
+
+
+# ---- the top level, through the UART ----------------------------------------------------------
+def test_top_ports_in_verilog():
+    from amaranth.back import verilog
+    from hdl.top import Top
+    text = verilog.convert(Top(small_cfg(), lanes=1, divisor=4), name="snn_top")
+    head = text[text.index("module snn_top("):]
+    head = head[:head.index(");")]
+    ports = {p.strip() for p in head[len("module snn_top("):].split(",")}
+    assert ports == {"clk", "rst", "rx", "tx", "busy"}
+
+
+def test_top_end_to_end_through_uart():
+    from hdl.top import Top
+    cfg = small_cfg()
+    div = 6
+    dut = Top(cfg, lanes=2, divisor=div)
+    ref = RefDevice(cfg, 2)
+    rng = np.random.default_rng(7)
+    x = random_x(cfg, rng)
+    w1, w2 = random_weights(cfg, rng)
+    requests = [
+        pr.request(1, Op.IDENTIFY),
+        pr.request(2, Op.WRITE_W, struct.pack("<BH", 1, 0) + pr.pack_words(cfg, 2, 1, w2)),
+        pr.request(3, Op.WRITE_REG, struct.pack("<Bi", 1, 7)),
+        pr.request(4, Op.PRESENT, pr.present_payload(cfg, "erbp", 1, x)),
+        pr.request(4, Op.PRESENT, pr.present_payload(cfg, "erbp", 1, x)),   # replayed
+        pr.request(5, Op.READ_COUNTERS),
+    ]
+    got = []
+    state = {"busy_seen": False}
+
+    async def host(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(40)
+        for req in requests:
+            n = len(got)
+            for b in req:
+                for bit in [0] + [(b >> i) & 1 for i in range(8)] + [1]:
+                    ctx.set(dut.rx, bit)
+                    await ctx.tick().repeat(div)
+            for _ in range(200_000):
+                if len(got) > n:
+                    break
+                state["busy_seen"] |= bool(ctx.get(dut.busy))
+                await ctx.tick()
+            assert len(got) == n + 1, "no reply"
+        await ctx.tick().repeat(12 * div)
+        assert not ctx.get(dut.busy) and ctx.get(dut.tx) == 1
+        state["done"] = True
+
+    async def monitor(ctx):
+        dec = pr.SlipDecoder()
+        while not state.get("done"):
+            if ctx.get(dut.tx):
+                await ctx.tick()
+                continue
+            await ctx.tick().repeat(div // 2)
+            assert ctx.get(dut.tx) == 0, "start bit"
+            b = 0
+            for i in range(8):
+                await ctx.tick().repeat(div)
+                b |= ctx.get(dut.tx) << i
+            await ctx.tick().repeat(div)
+            assert ctx.get(dut.tx) == 1, "stop bit"
+            got.extend(dec.feed(bytes([b])))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host)
+    sim.add_testbench(monitor)
+    sim.run()
+    want = [f for req in requests for f in ref.feed(req)]
+    assert got == want
+    assert pr.parse_identify(pr.parse_reply(got[0]).payload)["divisor"] == div
+    assert pr.parse_counters(pr.parse_reply(got[-1]).payload)["sample_counter"] == 1
+    assert state["busy_seen"]

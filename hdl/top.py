@@ -1,0 +1,86 @@
+"""The whole device: UART receiver and transmitter, the link protocol engine and the core.
+
+Its only ports are the serial pins and a busy indicator, so the same top level serves the
+boards (``boards/``: ``rx``/``tx`` to the USB-serial bridge, ``busy`` to an LED) and the
+virtual board (``sw/virtual.py``: Verilog ports ``clk``, ``rst``, ``rx``, ``tx``, ``busy``).
+
+Default link speed
+------------------
+``clk_hz = 12_000_000`` and ``divisor = 6``: 2 Mbaud. The FT2232H of the iCEBreaker (and of
+most FTDI-based boards) derives its baud rate from 12 MHz as ``12 MHz / (n + k/8)``, so 2
+Mbaud is exact, and Linux offers it as a standard rate. 3 Mbaud (``divisor = 4``) would also
+be exact on the FT2232H, but it is the receiver's smallest divisor, where its tolerance for a
+fast sender is only +2.6 % (+3.4 % at 6, see ``hdl/uart.py``), and the FT231X of some boards
+stops at 3 Mbaud. The link is not the bottleneck: a presentation of the default network takes
+tens of thousands of core cycles against ~70 bytes (0.35 ms) each way. Boards that run the
+core from a PLL pass their own ``clk_hz`` and a divisor from :func:`hdl.uart.divisor_for`.
+"""
+
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .mem import WordMemory
+from .protocol import ProtocolEngine
+from .uart import UARTRx, UARTTx
+
+__all__ = ["Top", "DEFAULT_CLK_HZ", "DEFAULT_DIVISOR"]
+
+DEFAULT_CLK_HZ = 12_000_000
+DEFAULT_DIVISOR = 6
+
+
+class Top(wiring.Component):
+    """UART, protocol engine and core.
+
+    Parameters
+    ----------
+    cfg : sim.config.Config
+    lanes : int
+        ``P`` of the core.
+    divisor : int
+        Clock cycles per UART bit.
+    clk_hz : int
+        Frequency of the ``sync`` clock (reported by ``IDENTIFY``).
+    memory : callable
+        Memory factory of the core (a board's SPRAM/DP16KD wrapper).
+    max_frame : int, optional
+        See :class:`hdl.protocol.ProtocolEngine`.
+
+    Members
+    -------
+    rx : In(1, init=1)
+        Serial input (asynchronous, idle high).
+    tx : Out(1, init=1)
+        Serial output (idle high).
+    busy : Out(1)
+        Executing a command or sending a reply, up to the last stop bit.
+    """
+
+    rx: In(1, init=1)
+    tx: Out(1, init=1)
+    busy: Out(1)
+
+    def __init__(self, cfg, lanes: int = 1, divisor: int = DEFAULT_DIVISOR,
+                 clk_hz: int = DEFAULT_CLK_HZ, memory=WordMemory, max_frame=None):
+        self.uart_rx = UARTRx(divisor)
+        self.uart_tx = UARTTx(divisor)
+        self.engine = ProtocolEngine(cfg, lanes, memory=memory, max_frame=max_frame,
+                                     clk_hz=clk_hz, divisor=divisor)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = urx = self.uart_rx
+        m.submodules.uart_tx = utx = self.uart_tx
+        m.submodules.engine = eng = self.engine
+        wiring.connect(m, urx.stream, eng.rx)
+        wiring.connect(m, eng.tx, utx.stream)
+        m.d.comb += [
+            urx.rx.eq(self.rx),
+            self.tx.eq(utx.tx),
+            eng.rx_error.eq(urx.frame_error | urx.overrun),
+            # the transmitter is ready again only in the last cycle of a stop bit
+            self.busy.eq(eng.busy | ~utx.stream.ready),
+        ]
+        return m
