@@ -50,7 +50,7 @@ class DeviceModel:
         out = bytearray()
         for b in data:
             if b == pr.END:
-                if self._buf or self._bad or self._esc or self._over:
+                if self._buf:  # a frame without data bytes is ignored, errors or not
                     out += self._frame()
                 self._buf.clear()
                 self._esc = self._bad = self._over = False
@@ -81,10 +81,10 @@ class DeviceModel:
         f = bytes(self._buf)
         seq = f[0] if f else 0
         op = f[1] if len(f) > 1 else 0
-        if self._over:
-            return self._reply(seq, op, Status.OVERFLOW)
         if self._bad or self._esc:
             return self._reply(seq, op, Status.BAD_FRAMING)
+        if self._over:
+            return self._reply(seq, op, Status.OVERFLOW)
         if len(f) < 4 or pr.crc16(f[:-2]) != int.from_bytes(f[-2:], "little"):
             return self._reply(seq, op, Status.BAD_CRC)
         crc = int.from_bytes(f[-2:], "little")

@@ -188,7 +188,8 @@ def weight_bytes(cfg) -> int:
 
 
 def default_max_frame(cfg) -> int:
-    need = max(256, 2 + 2 + cfg.n_in * input_bytes(cfg) + 2)
+    """The smallest power of two >= 256 that holds a PRESENT request and its reply."""
+    need = max(256, 6 + cfg.n_in * input_bytes(cfg), 14 + 2 * cfg.n_out)
     return 1 << (need - 1).bit_length()
 
 
