@@ -71,8 +71,10 @@ Hardware notes
   **the seed must be stable for two cycles before a command** (then the keys still fit in
   the 3 cycles of ``KEYS`` and the cycle counts are unchanged).
 * The prediction (a tree argmax) is registered; the counts settle cycles before ``DONE``.
-* The hidden error projection uses ``sum_k B[j,k] ec[k] = 2 sum_{B[j,k]=+1} ec[k]`` (the
-  centered error sums to zero): an adder tree with no negations.
+* The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
+  the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
+  stored, no negations. It is formed in the first stage (``fb`` is read a cycle ahead) and
+  registered, off the second stage's path.
 * ``B`` is not regenerated per use: it is hashed once per learning presentation into the
   ``fb`` memory (``n_hid x n_out`` bits), because the hidden error needs a whole row of
   ``B`` per neuron per step (``n_out`` hashes each on the fly).
@@ -341,19 +343,17 @@ class Core(wiring.Component):
         m.d.comb += [self.sample_counter.eq(counter)]
 
         # error registers (eRBP per step; DFA per sample)
-        ew = (2 * max(n_out, 2) * (T + 1)).bit_length() + 2
+        ew = T.bit_length() + 1     # |e| <= T (DFA: count differences; eRBP: -1..1)
         e = Array(Signal(signed(ew), name=f"e{k}") for k in range(n_out))
-        ec = Array(Signal(signed(ew + n_out.bit_length() + 1), name=f"ec{k}")
-                   for k in range(n_out))
-
-        # Both rules load the error through one centering tree:
-        # ec[k] = n_out e[k] - sum_m e[m] (spec 6.1)
+        # The centered error ec[k] = n_out e[k] - sum_m e[m] (spec 6.1) is not stored: the
+        # hidden projection is formed from e and this sum (see the stage-0 projection).
+        esum = Signal(signed(ew + n_out.bit_length()))
         e_in = [Signal(signed(ew), name=f"e_in{k}") for k in range(n_out)]
         load_e = Signal()
         with m.If(load_e):
-            esum = sum(e_in)
+            m.d.sync += esum.eq(sum(e_in))
             for k in range(n_out):
-                m.d.sync += [e[k].eq(e_in[k]), ec[k].eq(_cmul(e_in[k], n_out) - esum)]
+                m.d.sync += e[k].eq(e_in[k])
 
         # ---- scalar hash (keys, feedback matrix, per-step dither half) ------------------------
         # Pipelined (steps 0-1, then 2-4, both registered): ``h_q`` is the hash of the ``h_in``
@@ -392,9 +392,15 @@ class Core(wiring.Component):
         s0_layer = Signal()           # layer of the block issued in this cycle
         pre_issue = Signal()          # a PRE block is issued in this cycle
         s0_last_h = Signal()          # ... and it is the last block of layer 0
+        s0_dfau = Signal()            # a DFAU block is issued in this cycle
+        upd_h_issue = Signal()        # an UPD or DFAU block of layer 0 is issued
 
         def issue(op, layer, waddr=0):
             m.d.comb += s0_layer.eq(layer)
+            if op == OP_DFAU:
+                m.d.comb += s0_dfau.eq(1)
+            if op in (OP_UPD, OP_DFAU) and layer == 0:
+                m.d.comb += upd_h_issue.eq(1)
             if op == OP_PRE:
                 m.d.comb += pre_issue.eq(1)
                 if layer == 0:
@@ -408,7 +414,10 @@ class Core(wiring.Component):
         idle = Signal()
         for nm in (ns, wk):
             m.d.comb += nm.rd_addr.eq(Mux(s0_layer, nb1 + b, b))
-        m.d.comb += fb.rd_addr.eq(b)
+        # fb is read two cycles ahead (the projection sums its row the cycle before the block
+        # is issued): block b + 2 while layer-0 updates are issued, block 1 in the cycle
+        # before they start (ERR, DFA_E), block 0 otherwise
+        m.d.comb += fb.rd_addr.eq(Mux(upd_h_issue, b + 2, Mux(load_e, 1, 0)))
         m.d.comb += [rs_h.rd_addr.eq(rbase_h + b), rs_o.rd_addr.eq(rbase_o + b)]
         with m.If(idle):
             m.d.comb += [w1.rd_addr.eq(self.w_addr), w2.rd_addr.eq(self.w_addr)]
@@ -436,9 +445,31 @@ class Core(wiring.Component):
                 m.d.sync += phi.eq((n_hid + l) * PHI32 % 2**32)
             with m.Elif(pre_issue):
                 m.d.sync += phi.eq((phi + P * PHI32 % 2**32)[:32])
-            rl = Signal(32, name=f"r{l}")
-            m.d.sync += rl.eq((hstep + phi)[:32] >> (Const(32, 6) - shift0)[:6])
-            r.append(rl)
+            # x = hstep + n PHI32; the stage-1 rounding uses it whole (see OP_PRE)
+            xl = Signal(32, name=f"x{l}")
+            m.d.sync += xl.eq((hstep + phi)[:32])
+            r.append(xl)
+
+        # ---- error projection, formed in stage 0 and registered ---------------------------------
+        # hidden: sum_k B[j, k] ec[k] with ec[k] = n_out e[k] - esum and B = +-1 is
+        # 2 (n_out S - c esum), S the sum of e[k] over the c outputs with B[j, k] = +1;
+        # output: e[k]. UPD adds it shifted by err_shift, DFAU takes it as it is.
+        # S and c are summed the cycle before the issue (from the errors being loaded, in
+        # ERR / DFA_E) and registered.
+        esh0 = Mux(s0_layer, regs.err_shift_out, regs.err_shift_hid)
+        e_next = [Mux(load_e, e_in[k], e[k]) for k in range(n_out)]
+        proj_q = []
+        for l in range(P):
+            bits0 = fb.rd_data[l]
+            S = Signal(signed(ew + n_out.bit_length()), name=f"S{l}")
+            c = Signal(range(n_out + 1), name=f"c{l}")
+            m.d.sync += [S.eq(sum(Mux(bits0[k], e_next[k], 0) for k in range(n_out))),
+                         c.eq(sum(bits0[k] for k in range(n_out)))]
+            proj_h = (_cmul(S, n_out) - c * esum) << 1
+            proj0 = Mux(s0_layer, e[_cmul(b, P) + l], proj_h)
+            pq = Signal(signed(len(proj0 << esh0)), name=f"proj{l}")
+            m.d.sync += pq.eq(Mux(s0_dfau, proj0, proj0 << esh0))
+            proj_q.append(pq)
 
         # ---- stage 1: one datapath per lane, shared by the two layers ---------------------------
         # Only one layer is ever in flight, so the layer's memory words are multiplexed into
@@ -467,7 +498,6 @@ class Core(wiring.Component):
         theta = Mux(p1_layer, regs.theta_out, regs.theta_hid)
         bmin = Mux(p1_layer, regs.bmin_out, regs.bmin_hid)
         bmax = Mux(p1_layer, regs.bmax_out, regs.bmax_hid)
-        esh = Mux(p1_layer, regs.err_shift_out, regs.err_shift_hid)
         last_b = Mux(p1_layer, nb2 - 1, nb1 - 1)
         tr = self.trace
         spikes, gates, oks = [], [], []
@@ -479,11 +509,6 @@ class Core(wiring.Component):
             oks.append(lane_ok)
             v0 = Mux(first, 0, nsd[l].v)
             u0 = Mux(first, 0, nsd[l].u)
-            # hidden: sum_k B[j, k] ec[k] = 2 sum_{k: B[j, k] = +1} ec[k] - sum_k ec[k], and the
-            # centered error sums to zero; output: e[k]
-            bits = fb.rd_data[l]
-            proj_h = sum(Mux(bits[k], ec[k], 0) for k in range(n_out)) << 1
-            proj = Mux(p1_layer, e[_cmul(p1_b, P) + l], proj_h)
             gate_rs = Mux(p1_layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
             v = _sat(wkd[l].acc, smin, smax)
             s = (v >= theta) & lane_ok
@@ -492,7 +517,9 @@ class Core(wiring.Component):
             with m.Switch(p1_op):
                 with m.Case(OP_PRE):
                     gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
-                    dd = (u0 + r[l]) >> shift
+                    # sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
+                    # floor((U0 2**(32 - s) + x) / 2**32): one shifter and one adder
+                    dd = ((u0 << (Const(32, 6) - shift)[:6]) + r[l])[32:32 + sb]
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(_leak(v0, regs.leak_v)),
                                  wkw[l].d.eq(Mux(learn & gate, dd, 0)), wkw[l].g.eq(gate)]
                 with m.Case(OP_INT):
@@ -504,11 +531,11 @@ class Core(wiring.Component):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(Mux(s, vr, v)),
                                  wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g), wkw[l].s.eq(s)]
                 with m.Case(OP_UPD):
-                    un = _sat(_leak(u0, regs.leak_u) + (proj << esh), smin, smax)
+                    un = _sat(_leak(u0, regs.leak_u) + proj_q[l], smin, smax)
                     m.d.comb += [ns_we.eq(1), nsw[l].v.eq(wkd[l].acc), nsw[l].u.eq(un),
                                  tr.v[l].eq(wkd[l].acc), tr.u[l].eq(un), tr.s[l].eq(wkd[l].s)]
                 with m.Case(OP_DFAU):
-                    m.d.comb += [ns_we.eq(1), nsw[l].u.eq(_sat(proj, smin, smax))]
+                    m.d.comb += [ns_we.eq(1), nsw[l].u.eq(_sat(proj_q[l], smin, smax))]
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
         with m.If(p1_valid & (p1_op == OP_INT)):
