@@ -1,0 +1,122 @@
+"""What a board module describes, and the top-level wrapper every board build uses.
+
+A board module (``boards/icebreaker.py``, ...) is a :class:`Board`: the amaranth-boards
+platform, the clock (PLL) and the pins of the host UART and the busy LED, the memory
+factory, the network it carries by default and how ``openFPGALoader`` programs it.
+:class:`BoardTop` puts the design (``hdl.top.Top``, or :class:`boards.standin.StandInTop`)
+on those pins and clock.
+"""
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amaranth.hdl import Elaboratable, Module
+
+__all__ = ["Board", "BoardTop", "design_class"]
+
+
+@dataclass(frozen=True)
+class Board:
+    """One supported board.
+
+    Attributes
+    ----------
+    name : str
+        Name on the command line (``--board``).
+    platform : callable
+        Returns a fresh amaranth-boards platform instance (with any extra resources).
+    family : str
+        ``"ice40"`` or ``"ecp5"``.
+    freq_mhz : float
+        Default target clock (the PLL output).
+    goal_mhz : float
+        The clock the project aims for on this board (reported, not enforced).
+    arch : dict
+        ``Config`` architecture fields of the default network.
+    lanes : int
+        Default ``P``.
+    clock : callable
+        ``clock(m, platform, f_hz) -> achieved f_hz``: creates the ``sync`` domain.
+    pll_hz : callable
+        ``pll_hz(f_hz) -> achieved f_hz`` without elaborating (for the timing target).
+    pins : callable
+        ``pins(m, platform, top)``: connects ``top.rx``, ``top.tx``, ``top.busy``.
+    memory : callable
+        Returns a fresh memory factory for one elaboration.
+    loader : list of str
+        ``openFPGALoader`` arguments naming the board (before the bitstream).
+    bitstream : str
+        Extension of the file to program (``"bin"`` or ``"bit"``).
+    resources : dict
+        Device totals for the report: ``{"lut": ..., "ff": ..., "bram": ..., ...}``.
+    notes : str
+        Pins and wiring the user must know (shown by ``--help`` and in the report).
+    """
+
+    name: str
+    platform: Callable
+    family: str
+    freq_mhz: float
+    goal_mhz: float
+    arch: dict
+    lanes: int
+    clock: Callable
+    pll_hz: Callable
+    pins: Callable
+    memory: Callable
+    loader: list
+    bitstream: str
+    resources: dict = field(default_factory=dict)
+    notes: str = ""
+
+
+def design_class(standin: bool = False):
+    """``hdl.top.Top`` if it exists (and ``standin`` is false), else the stand-in."""
+    if not standin:
+        try:
+            from hdl.top import Top
+            return Top
+        except ImportError:
+            pass
+    from .standin import StandInTop
+    return StandInTop
+
+
+class BoardTop(Elaboratable):
+    """The board's top level: clock, design, pins.
+
+    Parameters
+    ----------
+    board : Board
+    cfg : sim.config.Config
+    lanes : int
+    freq_hz : float
+        Requested clock; the achieved one (after :meth:`elaborate`) is :attr:`clk_hz`.
+    baud : int
+        Host link baud rate (sets the UART divisor of ``hdl.top.Top``).
+    standin : bool
+        Build :class:`boards.standin.StandInTop` even if ``hdl.top.Top`` exists.
+    """
+
+    def __init__(self, board, cfg, lanes, freq_hz, baud=2_000_000, standin=False):
+        self.board = board
+        self.cfg = cfg
+        self.lanes = lanes
+        self.freq_hz = freq_hz
+        self.baud = baud
+        self.design = design_class(standin)
+        self.clk_hz = None
+        self.divisor = None
+        self.memory = None
+
+    def elaborate(self, platform):
+        from hdl.uart import divisor_for
+
+        m = Module()
+        self.clk_hz = self.board.clock(m, platform, self.freq_hz)
+        self.divisor = divisor_for(self.clk_hz, self.baud)
+        self.memory = self.board.memory()
+        m.submodules.top = top = self.design(self.cfg, lanes=self.lanes, divisor=self.divisor,
+                                             clk_hz=self.clk_hz, memory=self.memory)
+        self.board.pins(m, platform, top)
+        return m
