@@ -30,8 +30,9 @@ class ICE40PLL:
 def ice40_pll_params(f_in: float, f_out: float, tolerance: float = 0.01) -> ICE40PLL:
     """The ``SB_PLL40`` setting (SIMPLE feedback) closest to ``f_out``.
 
-    ``f_out = f_in (DIVF + 1) / ((DIVR + 1) 2**DIVQ)`` with the phase detector at 10..133 MHz
-    the VCO at 533..1066 MHz and the output at 16..275 MHz; ``FILTER_RANGE`` follows the phase detector frequency.
+    ``f_out = f_in (DIVF + 1) / ((DIVR + 1) 2**DIVQ)`` with the phase detector at 10..133 MHz,
+    the VCO at 533..1066 MHz and the output at 16..275 MHz; ``FILTER_RANGE`` follows the
+    phase detector frequency.
     """
     best = None
     for divr in range(16):
