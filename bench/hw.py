@@ -65,3 +65,69 @@ def cocotb_suite_seconds() -> dict:
     tail = (r.stdout.strip().splitlines() or ["?"])[-1]
     return {"seconds": dt, "build_cache_was_warm": warm, "result": tail,
             "ok": r.returncode == 0}
+
+
+def link_bytes(cfg, X, y, mode="erbp") -> dict:
+    """Mean bytes on the wire per PRESENT (request and reply, SLIP-framed) over ``X``."""
+    from sw import protocol as pr
+    req = [len(pr.request(1, pr.Op.PRESENT, pr.present_payload(cfg, mode, int(l), x)))
+           for x, l in zip(X, y)]
+    # the reply's escapes depend on counts and cycle figures: take a typical one
+    rep = len(pr.slip_encode(pr.reply_frame(1, pr.Op.PRESENT, 0, pr.present_reply_payload(
+        cfg, 3, np.arange(cfg.n_out) % 7, 60_000, 150_000))))
+    return {"request": float(np.mean(req)), "reply": float(rep),
+            "total": float(np.mean(req) + rep)}
+
+
+def virtual_board(cfg, ds, lanes=4, n_train=150, n_infer=100, seed=0) -> dict:
+    """Train ``n_train`` samples and run ``n_infer`` inferences through the virtual board
+    with the real driver; measured wall time, simulated cycles/s from the board itself."""
+    from sim.golden import init_weights
+    from sw.backend import make_backend
+
+    t_build = time.perf_counter()
+    be = make_backend("virtual", cfg, lanes=lanes)
+    t_build = time.perf_counter() - t_build
+    try:
+        vb = be.owner
+        be.write_weights(*init_weights(cfg, seed))
+        s0 = vb.snapshot()
+        t0 = time.perf_counter()
+        for i in range(n_train):
+            be.present(ds.x_train[i], int(ds.y_train[i]), "erbp")
+        t1 = time.perf_counter()
+        for i in range(n_infer):
+            be.present(ds.x_test[i], int(ds.y_test[i]), "infer")
+        t2 = time.perf_counter()
+        s1 = vb.snapshot()
+        c = be.counters()
+    finally:
+        be.close()
+    cycles = s1["cycles"] - s0["cycles"]
+    return {
+        "lanes": lanes, "divisor": vb_divisor(), "start_seconds": t_build,
+        "train_samples_per_s": n_train / (t1 - t0),
+        "infer_samples_per_s": n_infer / (t2 - t1),
+        "simulated_cycles_per_s": cycles / (t2 - t0),
+        "core_busy_fraction": c["busy_cycles"] / max(1, cycles),
+        "n_train": n_train, "n_infer": n_infer,
+    }
+
+
+def vb_divisor():
+    from sw.virtual import DEFAULT_DIVISOR
+    return DEFAULT_DIVISOR
+
+
+def link_bounds(cfg, cycles_rows, link, baud=2_000_000, clk_hz=12_000_000, lanes=(1, 4)):
+    """Samples/s the UART allows and the core allows (computed, not measured)."""
+    uart = baud / (10 * link["total"])
+    out = []
+    for r in cycles_rows:
+        if r["mode"] != "erbp" or r["lanes"] not in lanes:
+            continue
+        core = clk_hz / r["cycles_per_sample"]
+        out.append({"lanes": r["lanes"], "baud": baud, "clk_hz": clk_hz,
+                    "uart_samples_per_s": uart, "core_samples_per_s": core,
+                    "stop_and_wait_samples_per_s": 1 / (1 / uart + 1 / core)})
+    return out

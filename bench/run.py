@@ -168,6 +168,32 @@ def render(results: dict) -> str:
         r0 = cyc[0]
         lines += ["", f"Spikes per step: {r0['input_spikes_per_step']:.1f} input, "
                       f"{r0['hidden_spikes_per_step']:.1f} hidden (inference).", ""]
+    link, vb = results.get("link"), results.get("virtual_board")
+    if link:
+        lines += ["## Host link (computed from the protocol and the cycle counts)", "",
+                  f"A training sample costs {link['total']:.0f} bytes on the wire "
+                  f"({link['request']:.0f}-byte PRESENT request, {link['reply']:.0f}-byte "
+                  "reply, SLIP framing and CRC included; 10 bits per byte). The host waits for "
+                  "each reply (stop and wait), so the two bounds add up.", "",
+                  "| P | baud | clock | UART bound (samples/s) | core bound, eRBP (samples/s) "
+                  "| both, stop and wait |", "|---|---|---|---|---|---|"]
+        for b in results.get("link_bounds", []):
+            lines.append(f"| {b['lanes']} | {b['baud'] / 1e6:g} M | {b['clk_hz'] / 1e6:g} MHz | "
+                         f"{b['uart_samples_per_s']:.0f} | {b['core_samples_per_s']:.0f} | "
+                         f"{b['stop_and_wait_samples_per_s']:.0f} |")
+        lines.append("")
+    if vb:
+        lines += ["## Virtual board (measured)", "",
+                  f"The top level (core P = {vb['lanes']}, protocol engine, UART at "
+                  f"{vb['divisor']} cycles per bit) compiled with Verilator, free-running behind "
+                  "a pseudo-terminal, driven by the same driver as a real board:", "",
+                  "| what | figure |", "|---|---|",
+                  f"| simulated cycles/s | {vb['simulated_cycles_per_s'] / 1e6:.2f} M |",
+                  f"| training samples/s (eRBP) | {vb['train_samples_per_s']:.1f} |",
+                  f"| inference samples/s | {vb['infer_samples_per_s']:.1f} |",
+                  f"| core busy fraction | {100 * vb['core_busy_fraction']:.0f} % |",
+                  f"| start-up (build cached or not, and launch) | {vb['start_seconds']:.0f} s |",
+                  ""]
     cc = results.get("cocotb")
     if cc:
         lines += ["## Verification time (measured)", "",
@@ -200,6 +226,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit-train", type=int, help="use the first N training samples")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 1 epoch, seed 0, 200 training samples, short speed test")
+    p.add_argument("--no-virtual", action="store_true",
+                   help="skip the virtual-board measurements")
     p.add_argument("--no-cocotb", action="store_true",
                    help="skip timing the default cocotb suite of the core")
     p.add_argument("--out", default=str(HERE / "results"),
@@ -232,6 +260,13 @@ def main(argv=None) -> int:
     w1, w2 = (np.array(w) for w in first["weights"])
     k = 20 if a.quick else 100
     cycles = hw.core_cycles(Config(seed=a.seeds[0]), w1, w2, ds.x_test[:k], ds.y_test[:k])
+    link = hw.link_bytes(Config(), ds.x_train, ds.y_train)
+    bounds = hw.link_bounds(Config(), cycles, link)
+    vboard = None
+    if not a.no_virtual:
+        print("virtual board (Verilator, over the pty with the real driver)...", flush=True)
+        vboard = hw.virtual_board(Config(), ds, n_train=30 if a.quick else 150,
+                                  n_infer=10 if a.quick else 100)
     cocotb = None
     if not a.no_cocotb:
         print("default cocotb suite of the core...", flush=True)
@@ -245,6 +280,7 @@ def main(argv=None) -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
         "speed": speed, "core_cycles": cycles, "cycles_samples": k, "cocotb": cocotb,
+        "link": link, "link_bounds": bounds, "virtual_board": vboard,
         "wall_seconds": time.time() - t0,
     }
     out = Path(a.out)

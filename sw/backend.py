@@ -120,7 +120,7 @@ class BoardBackend(Backend):
         super().__init__(cfg)
         from .driver import BoardError
         self.board = board
-        self._owner = owner
+        self.owner = owner
         if name:
             self.name = name
         self._written: dict = {}
@@ -167,9 +167,9 @@ class BoardBackend(Backend):
         try:
             self.board.close()
         finally:
-            if self._owner is not None:
-                self._owner.close()
-                self._owner = None
+            if self.owner is not None:
+                self.owner.close()
+                self.owner = None
 
 
 #: Backend names accepted by ``python -m sw train --backend``.
