@@ -521,7 +521,9 @@ class Core(wiring.Component):
                     # floor((U0 2**(32 - s) + x) / 2**32): one shifter and one adder
                     dd = ((u0 << (Const(32, 6) - shift)[:6]) + r[l])[32:32 + sb]
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(_leak(v0, regs.leak_v)),
-                                 wkw[l].d.eq(Mux(learn & gate, dd, 0)), wkw[l].g.eq(gate)]
+                                 # padding lanes learn nothing: their weights stay as written
+                                 wkw[l].d.eq(Mux(learn & gate & lane_ok, dd, 0)),
+                                 wkw[l].g.eq(gate)]
                 with m.Case(OP_INT):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
                                  wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g),

@@ -85,7 +85,7 @@ class CoreDriver:
 
     async def read_weights(self, ctx):
         dut, cfg, P = self.dut, self.cfg, self.P
-        out = []
+        out, pads = [], []
         for layer, (rows, cols, nb) in enumerate(((cfg.n_in, cfg.n_hid, dut.nb1),
                                                    (cfg.n_hid, cfg.n_out, dut.nb2))):
             ctx.set(dut.w_layer, layer)
@@ -95,9 +95,11 @@ class CoreDriver:
                 ctx.set(dut.w_addr, addr)
                 await ctx.tick()
                 words.append([ctx.get(dut.w_rdata)[l] for l in range(P)])
-            w = np.array(words, np.int64).reshape(rows, nb * P)[:, :cols]
-            out.append(w)
+            full = np.array(words, np.int64).reshape(rows, nb * P)
+            out.append(full[:, :cols])
+            pads.append(full[:, cols:])
         ctx.set(dut.w_re, 0)
+        self.padding = pads  # the padding lanes, for tests that they stay as written
         return out
 
     async def present(self, ctx, x, label=0, mode="infer", max_cycles=200_000):

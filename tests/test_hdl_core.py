@@ -113,6 +113,9 @@ def run_case(cfg, lanes, modes, n_samples, seed, check_cycles=True, weights=None
                 errors.append(f"{where}: counts {counts} pred {pred}, golden {res.counts} "
                               f"{res.pred}")
             rw1, rw2 = await drv.read_weights(ctx)
+            if any(pad.any() for pad in drv.padding):
+                errors.append(f"{where}: padding lanes changed (written as 0): "
+                              f"{[pad[pad != 0][:5].tolist() for pad in drv.padding]}")
             for name, a, b in (("W1", gold.w1, rw1), ("W2", gold.w2, rw2)):
                 bad = np.argwhere(a != b)
                 if len(bad):

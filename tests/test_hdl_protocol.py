@@ -235,9 +235,7 @@ class RefDevice:
             rows, cols = w.shape
             nb = pr.words_per_row(cfg, P, L)
             full = self.words[L].reshape(rows, nb * P)
-            full[:, :cols] = w
-            if mode != "infer" and cols % P:
-                self.pad_known[L] = False
+            full[:, :cols] = w  # padding lanes are never changed by learning
         s_in = encode(cfg, x).sum(1)
         s_hid = res.trace.s_hid.sum(1)
         cycles = presentation_cycles(cfg, P, mode, s_in, s_hid)
