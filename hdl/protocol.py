@@ -110,8 +110,9 @@ def reg_ranges(cfg) -> dict:
     """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists."""
     sb = cfg.state_bits
     s = (-(1 << (sb - 1)), (1 << (sb - 1)) - 1)
+    pos = (1, s[1])  # thresholds are positive (spec 2; a reset by subtraction stays in range)
     return {
-        "theta_hid": s, "theta_out": s, "leak_v": (0, sb - 1), "leak_u": (0, sb - 1),
+        "theta_hid": pos, "theta_out": pos, "leak_v": (0, sb - 1), "leak_u": (0, sb - 1),
         "reset_zero": (0, 1), "target_rate": (0, (1 << cfg.in_bits) - 1),
         "err_shift_out": (0, sb - 2), "err_shift_hid": (0, sb - 2),
         "lr_shift_hid": (0, 24), "lr_shift_out": (0, 24),
@@ -204,9 +205,9 @@ class ProtocolEngine(wiring.Component):
         })
 
     def _field_table(self):
-        """(width, signed, hi or None) per register, checked against the spec's ranges:
-        the range check is then "fits the field", plus ``<= hi`` where the range is smaller
-        than the field."""
+        """(width, signed, hi or None, positive) per register, checked against the spec's
+        ranges: the range check is then "fits the field", plus ``<= hi`` where the range is
+        smaller than the field, plus ``> 0`` for the positive signed fields (thresholds)."""
         ranges = reg_ranges(self.cfg)
         if list(ranges) != list(self.layout.members):
             raise ValueError("hdl.core.regs_layout no longer matches the protocol's register "
@@ -217,13 +218,14 @@ class ProtocolEngine(wiring.Component):
             signed = Shape.cast(field.shape).signed
             lo, hi = ranges[name]
             if signed:
-                ok = (lo, hi) == (-(1 << (w - 1)), (1 << (w - 1)) - 1)
+                ok = lo in (-(1 << (w - 1)), 1) and hi == (1 << (w - 1)) - 1
             else:
                 ok = lo == 0 and hi < (1 << w)
             if not ok or w > 32:
                 raise ValueError(f"register {name}: field {field.shape} does not hold exactly "
                                  f"the range {lo}..{hi}")
-            out.append((w, signed, None if signed or hi == (1 << w) - 1 else hi))
+            out.append((w, signed, None if signed or hi == (1 << w) - 1 else hi,
+                        signed and lo == 1))
         return out
 
     def identify_bytes(self) -> bytes:
@@ -280,8 +282,8 @@ class ProtocolEngine(wiring.Component):
         status = Signal(3)
         k = Signal(range(max(32, 2 * cfg.n_out)))   # field / counter byte / loop index
         bitcnt = Signal(5)
-        gt, err, sign, lastbit, regs_wr, copy_cnt = (Signal(name=n) for n in (
-            "gt", "err", "sign", "lastbit", "regs_wr", "copy_cnt"))
+        gt, err, sign, lastbit, regs_wr, copy_cnt, nz = (Signal(name=n) for n in (
+            "gt", "err", "sign", "lastbit", "regs_wr", "copy_cnt", "nz"))
         ob = Signal(8)
         wa = Signal(17)                 # weight word address
         nw = Signal(range(CMAX + 1))    # READ_W words left
@@ -398,10 +400,11 @@ class ProtocolEngine(wiring.Component):
         fw_ = Signal(6)
         fs_ = Signal()
         fhi = Signal()                  # bit bitcnt of the field's upper bound
+        fpos = Signal()                 # the field must be > 0
         with m.Switch(k):
-            for i, (w, s, hi) in enumerate(self._fields):
+            for i, (w, s, hi, pos) in enumerate(self._fields):
                 with m.Case(i):
-                    m.d.comb += [fw_.eq(w), fs_.eq(s)]
+                    m.d.comb += [fw_.eq(w), fs_.eq(s), fpos.eq(pos)]
                     m.d.comb += fhi.eq(1 if hi is None else Const(hi, 32).bit_select(bitcnt, 1))
         inside = bitcnt < fw_
 
@@ -501,7 +504,8 @@ class ProtocolEngine(wiring.Component):
                     m.next = "LOAD_RD"
 
             with m.State("ARGS"):
-                m.d.sync += [bitcnt.eq(0), gt.eq(0), err.eq(0), bw.eq(0), wa.eq(v[:16])]
+                m.d.sync += [bitcnt.eq(0), gt.eq(0), err.eq(0), nz.eq(0), bw.eq(0),
+                             wa.eq(v[:16])]
                 with m.Switch(f_op):
                     with m.Case(Op.WRITE_REG):
                         m.d.sync += k.eq(a0)
@@ -559,6 +563,8 @@ class ProtocolEngine(wiring.Component):
             with m.State("WR_CHECK"):
                 # fits the field (sign-extended or zero-extended to 32 bits), and <= hi
                 b = v.bit_select(bitcnt, 1)
+                with m.If(b):
+                    m.d.sync += nz.eq(1)
                 with m.If(inside):
                     m.d.sync += sign.eq(fs_ & b)
                     with m.If(b != fhi):
@@ -570,7 +576,7 @@ class ProtocolEngine(wiring.Component):
                     m.next = "WR_DECIDE"
             with m.State("WR_DECIDE"):
                 m.d.sync += [k.eq(0), regs_wr.eq(1)]
-                with m.If(gt | err):
+                with m.If(gt | err | (fpos & (sign | ~nz))):
                     fail(Status.BAD_ARG)
                 with m.Else():
                     m.next = "REGS"

@@ -208,7 +208,9 @@ def reg_range(cfg, index: int) -> tuple:
     """Inclusive range of register ``index`` (docs/protocol.md, WRITE_REG)."""
     name = REGISTERS[index]
     sb = cfg.state_bits
-    if name in ("theta_hid", "theta_out", "bmin_hid", "bmax_hid", "bmin_out", "bmax_out"):
+    if name in ("theta_hid", "theta_out"):
+        return 1, (1 << (sb - 1)) - 1
+    if name in ("bmin_hid", "bmax_hid", "bmin_out", "bmax_out"):
         return -(1 << (sb - 1)), (1 << (sb - 1)) - 1
     if name in ("leak_v", "leak_u"):
         return 0, sb - 1

@@ -108,6 +108,7 @@ def test_register_ranges_and_values():
     for i, v in enumerate(vals):
         lo, hi = pr.reg_range(cfg, i)
         assert lo <= v <= hi, pr.REGISTERS[i]
-    assert pr.reg_range(cfg, 0) == (-(1 << 15), (1 << 15) - 1)
+    assert pr.reg_range(cfg, 0) == (1, (1 << 15) - 1)
+    assert pr.reg_range(cfg, 12) == (-(1 << 15), (1 << 15) - 1)
     assert pr.default_max_frame(cfg) == 256
     assert pr.default_max_frame(Config(n_in=784, n_hid=16, n_out=10)) == 1024
