@@ -10,8 +10,10 @@ RULE   ?= erbp
 SEED   ?= 0
 LANES  ?= 4
 BACKEND ?= virtual
+# Board for make bitstream / make prog: icebreaker, ulx3s-85f or orangecrab-25f
+BOARD  ?= icebreaker
 
-.PHONY: help demo demo-golden test test-slow bench clean distclean
+.PHONY: help demo demo-golden test test-slow bench bitstream prog clean distclean
 
 help:
 	@echo "make demo      train the digits network on the virtual board (the RTL in Verilator, over"
@@ -20,6 +22,9 @@ help:
 	@echo "make test      run the test suite (fast tier; what CI runs)"
 	@echo "make test-slow also run the slow tests"
 	@echo "make bench     measure accuracy and speed, write bench/results.md and .json"
+	@echo "make bitstream BOARD=icebreaker|ulx3s-85f|orangecrab-25f"
+	@echo "               build with Yosys + nextpnr (YoWASP); bitstream and report.json in build/boards/"
+	@echo "make prog BOARD=...   program the board with openFPGALoader"
 	@echo "make clean     remove run outputs; make distclean also removes $(VENV)"
 
 $(STAMP): pyproject.toml
@@ -46,6 +51,12 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+bitstream: $(STAMP)
+	$(BIN)/python -m boards.build --board $(BOARD)
+
+prog: $(STAMP)
+	$(BIN)/python -m boards.build --board $(BOARD) --prog-only
 
 clean:
 	rm -rf runs .pytest_cache
