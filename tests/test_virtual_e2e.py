@@ -190,3 +190,31 @@ def test_fuzz_frames_against_the_protocol_model():
     np.testing.assert_array_equal(r2, m2)
     # the run exercised every status
     assert set(statuses) >= {int(s) for s in pr.Status}, statuses
+
+
+def test_host_that_stops_mid_frame_loses_nothing():
+    """Half a WRITE_W frame, then silence, then a new session: the weights are unchanged
+    and the driver gets its answers (the partial frame is answered BAD_CRC when the next
+    frame's leading END closes it, and the driver resends)."""
+    import serial
+    from sw.driver import Board
+    cfg, lanes = SMALL, 2
+    with start(cfg, lanes) as vb:
+        link = serial.Serial(vb.port, timeout=0.01)
+        b = Board(link, name=vb.port, timeout=1.0, seq=10)
+        w1, w2 = init_weights(cfg, 3)
+        b.write_weights(cfg, w1, w2)
+        before = b.read_counters()
+        wire = pr.request(99, pr.Op.WRITE_W, bytes([0, 0, 0])
+                          + pr.pack_words(cfg, lanes, 0, np.zeros_like(w1)))
+        link.write(wire[:len(wire) // 2])     # the host dies here
+        time.sleep(0.3)
+        link.close()
+        link = serial.Serial(vb.port, timeout=0.01)  # a new host
+        b = Board(link, name=vb.port, timeout=1.0, seq=200)
+        r1, r2 = b.read_weights(cfg)
+        after = b.read_counters()
+        link.close()
+    np.testing.assert_array_equal(r1, w1)
+    np.testing.assert_array_equal(r2, w2)
+    assert after["frames_rejected"] == before["frames_rejected"] + 1
