@@ -615,7 +615,10 @@ class Core(wiring.Component):
             picks the spikes lowest index first and they are cleared from the vector."""
             nxt = ffs[id(vec)]
             with m.If(int_first | (cur_valid & (b == nb - 1))):
-                m.d.sync += [cur.eq(nxt), cur_valid.eq(vec.any()), vec.eq(vec & (vec - 1)),
+                # clear the spike just taken: a decoder of its index, not vec & (vec - 1),
+                # whose carry chain is as long as the vector (784 bits for MNIST)
+                low = (Const(1, len(vec)) << nxt)[:len(vec)]
+                m.d.sync += [cur.eq(nxt), cur_valid.eq(vec.any()), vec.eq(vec & ~low),
                              b.eq(0), int_first.eq(0)]
             with m.If(cur_valid):
                 issue(OP_INT, layer, cur * nb + b)
