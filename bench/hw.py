@@ -131,3 +131,61 @@ def link_bounds(cfg, cycles_rows, link, baud=2_000_000, clk_hz=12_000_000, lanes
                     "uart_samples_per_s": uart, "core_samples_per_s": core,
                     "stop_and_wait_samples_per_s": 1 / (1 / uart + 1 / core)})
     return out
+
+
+# Block RAM geometry for the memory-port bound: (bits per block, widest port in bits,
+# dual-port: one read and one write per cycle).
+BRAM = {"ice40": (4096, 16, True), "ecp5": (18432, 36, True)}
+
+
+def memory_port_bound(family, cfg, spram=False) -> float:
+    """Weight read-modify-writes per cycle the block RAMs that hold ``W1`` of ``cfg`` allow:
+    every block needed for ``W1`` at its widest port does one read and one write per cycle,
+    so it updates ``width // w_bits`` weights per cycle; a single-port UP5K SPRAM (16 bits)
+    needs a read and a write cycle, so it updates ``16 // w_bits / 2``."""
+    bits = cfg.n_in * cfg.n_hid * cfg.w_bits
+    if spram:
+        n = -(-bits // (256 * 1024))
+        return n * (16 // cfg.w_bits) / 2
+    size, width, _ = BRAM[family]
+    n = -(-bits // size)
+    return n * (width // cfg.w_bits)
+
+
+def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" / "boards"):
+    """One row per board report found (``make bitstream`` writes them); figures computed
+    from the report's achieved Fmax and the cycle counts of the digits network."""
+    import json
+    from sim.config import Config
+    rows = []
+    digits = Config()
+    for path in sorted(Path(report_dir).glob("*/report.json")):
+        rep = json.loads(path.read_text())
+        P = rep["lanes"]
+        fmax = rep["clock"]["achieved_mhz"] * 1e6
+        cyc = next((r for r in cycles_rows if r["mode"] == "erbp" and r["lanes"] == P), None)
+        if cyc is None:
+            continue
+        family = "ice40" if "UP5K" in rep["device"].upper() or "ICE40" in \
+            rep["device"].upper() else "ecp5"
+        spram = rep["resources"].get("spram", {}).get("used", 0) > 0
+        core = fmax / cyc["cycles_per_sample"]
+        uart = rep["clock"]["uart_baud"] / (10 * link["total"])
+        both = 1 / (1 / core + 1 / uart)
+        bound = memory_port_bound(family, digits, spram)
+        rows.append({
+            "board": rep["board"], "device": rep["device"], "design": rep.get("design"),
+            "network": rep["network"], "lanes": P, "resources": rep["resources"],
+            "target_mhz": rep["clock"]["target_mhz"], "fmax_mhz": fmax / 1e6,
+            "timing_met": rep["clock"]["timing_met"], "build_seconds": rep.get("build_seconds"),
+            "digits_cycles_per_sample": cyc["cycles_per_sample"],
+            "core_samples_per_s": core, "uart_samples_per_s": uart,
+            "samples_per_s": both, "updates_per_cycle": cyc["events_per_cycle"],
+            "updates_per_s": cyc["events_per_cycle"] * fmax,
+            "port_bound_per_cycle": bound,
+            "port_bound_fraction": cyc["events_per_cycle"] / bound,
+            "device_over_cpu": both / golden_train_per_s,
+            "report": str(path.relative_to(ROOT)),
+            "report_date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
+        })
+    return rows

@@ -194,6 +194,36 @@ def render(results: dict) -> str:
                   f"| core busy fraction | {100 * vb['core_busy_fraction']:.0f} % |",
                   f"| start-up (build cached or not, and launch) | {vb['start_seconds']:.0f} s |",
                   ""]
+    boards = results.get("boards")
+    if boards:
+        lines += ["## Boards (resources and Fmax measured by nextpnr; the rest computed)", "",
+                  "From the `report.json` that `make bitstream BOARD=...` writes (date in the "
+                  "table). Samples/s, updates/s and the ratio are computed from the achieved "
+                  "Fmax and the eRBP cycle counts of the digits network at the board's P "
+                  "(table above), with the UART at the build's baud rate (stop and wait). "
+                  "The memory-port bound is the weight read-modify-writes per cycle that the "
+                  "block RAMs holding the digits W1 allow (each block at its widest port, one "
+                  "read and one write per cycle; a UP5K SPRAM needs two cycles). CPU: the "
+                  "golden model's eRBP training samples/s on one core, measured above.", "",
+                  "| board | network (synapses), P | LUT | FF | block RAM | SPRAM | DSP | "
+                  "Fmax / target (MHz) | digits cycles/sample | samples/s (core, UART, both) | "
+                  "updates/cycle | updates/s | of port bound | device / CPU | report |",
+                  "|" + "---|" * 15]
+        for b in boards:
+            r, n = b["resources"], b["network"]
+            met = "" if b["timing_met"] else " **not met**"
+            lines.append(
+                f"| {b['board']} | {n['n_in']}-{n['n_hid']}-{n['n_out']} ({n['synapses']:,}), "
+                f"{b['lanes']} | {r['lut']['used']:,}/{r['lut']['available']:,} | "
+                f"{r['ff']['used']:,} | {r['bram']['used']}/{r['bram']['available']} | "
+                f"{r['spram']['used']}/{r['spram']['available']} | {r['dsp']['used']} | "
+                f"{b['fmax_mhz']:.1f} / {b['target_mhz']:.0f}{met} | "
+                f"{b['digits_cycles_per_sample']:.0f} | {b['core_samples_per_s']:.0f}, "
+                f"{b['uart_samples_per_s']:.0f}, {b['samples_per_s']:.0f} | "
+                f"{b['updates_per_cycle']:.2f} | {b['updates_per_s'] / 1e6:.0f} M | "
+                f"{100 * b['port_bound_fraction']:.0f} % | {b['device_over_cpu']:.2f} | "
+                f"{b['report_date']} |")
+        lines.append("")
     cc = results.get("cocotb")
     if cc:
         lines += ["## Verification time (measured)", "",
@@ -281,6 +311,7 @@ def main(argv=None) -> int:
         "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
         "speed": speed, "core_cycles": cycles, "cycles_samples": k, "cocotb": cocotb,
         "link": link, "link_bounds": bounds, "virtual_board": vboard,
+        "boards": hw.board_rows(cycles, link, speed["train_erbp"]),
         "wall_seconds": time.time() - t0,
     }
     out = Path(a.out)
