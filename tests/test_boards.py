@@ -142,9 +142,9 @@ def test_cli_rejects_unknown_board(capsys):
         bb.main(["--board", "nope"])
 
 
-@pytest.mark.slow
 def test_icebreaker_full_build(tmp_path):
-    """Yosys + nextpnr + icepack for the iCEBreaker (about 2 minutes on 2 cores): the
+    """In the fast tier so that a synthesis break cannot land (CI builds it).
+    Yosys + nextpnr + icepack for the iCEBreaker (about 2 minutes on 2 cores): the
     digits network's core placed and routed in the UP5K, a bitstream and a report with
     every figure; then the clock target (an expected failure until the core's control path
     is pipelined: see the report's critical path). The core alone (``standin``): with the

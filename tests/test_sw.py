@@ -175,9 +175,11 @@ def test_cli_help_explains(capsys):
 
 def test_bench_quick_writes_table(tmp_path):
     from bench.run import main as bench_main
-    assert bench_main(["--quick", "--jobs", "1", "--out", str(tmp_path / "res")]) == 0
+    assert bench_main(["--quick", "--jobs", "1", "--no-cocotb",
+                       "--out", str(tmp_path / "res")]) == 0
     md = (tmp_path / "res.md").read_text()
     assert "golden model, eRBP" in md and "float network, BP" in md and "samples/s" in md
+    assert "## Core cycles" in md and "## Host link" in md
     res = json.loads((tmp_path / "res.json").read_text())
     assert {r["rule"] for r in res["runs"]} == {"erbp", "dfa", "float-bp", "float-dfa"}
     assert res["speed"]["infer"] > 0
