@@ -213,7 +213,8 @@ def render(results: dict) -> str:
             r, n = b["resources"], b["network"]
             met = "" if b["timing_met"] else " **not met**"
             lines.append(
-                f"| {b['board']} | {n['n_in']}-{n['n_hid']}-{n['n_out']} ({n['synapses']:,}), "
+                f"| {b['board']}{'' if b['design'] == 'Top' else ' (core alone)'} | "
+                f"{n['n_in']}-{n['n_hid']}-{n['n_out']} ({n['synapses']:,}), "
                 f"{b['lanes']} | {r['lut']['used']:,}/{r['lut']['available']:,} | "
                 f"{r['ff']['used']:,} | {r['bram']['used']}/{r['bram']['available']} | "
                 f"{r['spram']['used']}/{r['spram']['available']} | {r['dsp']['used']} | "
