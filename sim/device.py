@@ -6,7 +6,8 @@ network's: the RTL's replies to any byte stream (fuzz tests) must equal it, and 
 as an in-process board for testing the host driver with injected faults.
 
 Not modelled: timing (bytes that arrive while the real device is busy are discarded; the
-model is never busy) and UART framing errors (``line_error()`` stands for one).
+model is never busy, so feed it only the bytes the device receives while idle) and UART
+framing errors (``line_error()`` stands for one).
 """
 
 from __future__ import annotations
@@ -35,16 +36,19 @@ class DeviceModel:
         # word memories, padding lanes included (they are stored and read back)
         self.mem = [np.zeros(pr.layer_words(cfg, lanes, L) * lanes, np.int64) for L in (0, 1)]
         self.regs = pr.register_values(cfg)
+        # READ_COUNTERS order; "sample_counter" is the golden model's, copied here when read
         self.counters = dict.fromkeys(pr.COUNTERS, 0)
         self._buf = bytearray()
         self._esc = self._bad = self._over = False
-        self._last = None  # (seq, crc, reply bytes)
+        self._last = None  # (seq, crc, reply wire bytes, status)
 
     # ---- wire ----------------------------------------------------------------------------
-    def line_error(self):
-        """A UART framing error or overrun: spoils the frame being received."""
-        self.counters["uart_errors"] += 1
-        self._bad = True
+    def line_error(self, discarded: bool = False):
+        """A UART framing error or overrun: spoils the frame being received, or, if it hit a
+        byte the device ``discarded`` while busy, is only counted."""
+        self._count("uart_errors")
+        if not discarded:
+            self._bad = True
 
     def feed(self, data: bytes) -> bytes:
         out = bytearray()
@@ -72,9 +76,12 @@ class DeviceModel:
         else:
             self._over = True
 
+    def _count(self, key, n=1):
+        bits = 64 if key in ("events", "busy_cycles") else 32
+        self.counters[key] = (self.counters[key] + n) & ((1 << bits) - 1)
+
     def _reply(self, seq, op, status, payload=b""):
-        key = "frames_ok" if status == Status.OK else "frames_rejected"
-        self.counters[key] = (self.counters[key] + 1) & 0xFFFFFFFF
+        self._count("frames_ok" if status == Status.OK else "frames_rejected")
         return pr.slip_encode(pr.reply_frame(seq, op, status, payload))
 
     def _frame(self) -> bytes:
@@ -89,7 +96,7 @@ class DeviceModel:
             return self._reply(seq, op, Status.BAD_CRC)
         crc = int.from_bytes(f[-2:], "little")
         if self._last is not None and self._last[:2] == (seq, crc):
-            self.counters["frames_ok" if self._last[3] == Status.OK else "frames_rejected"] += 1
+            self._count("frames_ok" if self._last[3] == Status.OK else "frames_rejected")
             return self._last[2]
         status, payload = self._execute(op, f[2:-2])
         rep = self._reply(seq, op, status, payload if status == Status.OK else b"")
@@ -160,10 +167,9 @@ class DeviceModel:
         if name != "infer":
             self._store(0, self.gold.w1)
             self._store(1, self.gold.w2)
-        c = self.counters
-        c["presentations"] = (c["presentations"] + 1) & 0xFFFFFFFF
-        c["events"] = (c["events"] + events) & (2**64 - 1)
-        c["busy_cycles"] = (c["busy_cycles"] + cycles) & (2**64 - 1)
+        self._count("presentations")
+        self._count("events", events)
+        self._count("busy_cycles", cycles)
         return Status.OK, pr.present_reply_payload(cfg, res.pred, res.counts, cycles, events)
 
     def _weights(self, op, p):
@@ -189,7 +195,15 @@ class DeviceModel:
         self.mem[layer][addr * lanes:(addr + count) * lanes] = w
         return Status.OK, b""
 
-    # ---- host-side views -----------------------------------------------------------------
+    # ---- views of the state -------------------------------------------------------------
+    @property
+    def sample_counter(self) -> int:
+        return self.gold.sample_counter
+
+    def words(self, layer: int) -> np.ndarray:
+        """Layer ``layer``'s memory as ``(words, lanes)``, padding lanes included (a copy)."""
+        return self.mem[layer].reshape(-1, self.lanes).copy()
+
     def weights(self):
         """``(W1, W2)`` as matrices (padding lanes dropped)."""
         out = []
