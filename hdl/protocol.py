@@ -63,30 +63,9 @@ from .mem import WordMemory
 __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
            "ESC_ESC", "default_max_frame", "reg_ranges", "COUNTER_OFFSETS"]
 
-VERSION = 1
-MAGIC = b"SNNL"
-END, ESC, ESC_END, ESC_ESC = 0xC0, 0xDB, 0xDC, 0xDD
-
-
-class Op:
-    IDENTIFY = 0x01
-    READ_REGS = 0x02
-    WRITE_REG = 0x03
-    PRESENT = 0x04
-    READ_W = 0x05
-    WRITE_W = 0x06
-    READ_COUNTERS = 0x07
-    WRITE_COUNTER = 0x08
-
-
-class Status:
-    OK = 0
-    BAD_CRC = 1
-    BAD_LENGTH = 2
-    BAD_OP = 3
-    BAD_ARG = 4
-    OVERFLOW = 5
-    BAD_FRAMING = 6
+# The protocol's constants are defined once, in the host codec (pure Python, no I/O).
+from sw.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
+                         Op, Status, default_max_frame)
 
 
 #: Offsets of the RAM-held counters (bytes after ``sample_counter`` in the READ_COUNTERS reply,
@@ -99,11 +78,6 @@ _N_RAM_COUNTERS = 28
 def _bytes_per(bits):
     return 1 if bits <= 8 else 2
 
-
-def default_max_frame(cfg) -> int:
-    """The smallest power of two >= 256 that holds a ``PRESENT`` request and its reply."""
-    need = max(256, 2 + 2 + cfg.n_in * _bytes_per(cfg.in_bits) + 2, 5 + 9 + 2 * cfg.n_out)
-    return 1 << (need - 1).bit_length()
 
 
 def reg_ranges(cfg) -> dict:
