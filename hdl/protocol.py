@@ -65,7 +65,7 @@ __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "
 
 # The protocol's constants are defined once, in the host codec (pure Python, no I/O).
 from sw.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
-                         Op, Status, default_max_frame)
+                         REGISTERS, Op, Status, default_max_frame, reg_range)
 
 
 #: Offsets of the RAM-held counters (bytes after ``sample_counter`` in the READ_COUNTERS reply,
@@ -81,19 +81,9 @@ def _bytes_per(bits):
 
 
 def reg_ranges(cfg) -> dict:
-    """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists."""
-    sb = cfg.state_bits
-    s = (-(1 << (sb - 1)), (1 << (sb - 1)) - 1)
-    pos = (1, s[1])  # thresholds are positive (spec 2; a reset by subtraction stays in range)
-    return {
-        "theta_hid": pos, "theta_out": pos, "leak_v": (0, sb - 1), "leak_u": (0, sb - 1),
-        "reset_zero": (0, 1), "target_rate": (0, (1 << cfg.in_bits) - 1),
-        "err_shift_out": (0, sb - 2), "err_shift_hid": (0, sb - 2),
-        "lr_shift_hid": (0, 24), "lr_shift_out": (0, 24),
-        "dfa_shift_hid": (0, 24), "dfa_shift_out": (0, 24),
-        "bmin_hid": s, "bmax_hid": s, "bmin_out": s, "bmax_out": s,
-        "seed": (0, (1 << 32) - 1),
-    }
+    """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists
+    and the host codec defines them."""
+    return {name: reg_range(cfg, i) for i, name in enumerate(REGISTERS)}
 
 
 def _crc16_byte(crc, byte):

@@ -226,8 +226,8 @@ def _train_spiking(args, cfg, ds, resume):
     def on_epoch(rec, backend):
         _say(args, f"epoch {rec.epoch:3d}: train {100 * rec.train_accuracy:6.2f} %  "
                    f"test {100 * rec.test_accuracy:6.2f} %  hidden rate {rec.hidden_rate:.3f}  "
-                   f"zero updates {rec.zero_update_fraction_hid:.3f}/"
-                   f"{rec.zero_update_fraction_out:.3f}  align {rec.alignment_deg:5.1f} deg  "
+                   f"zero updates {_frac(rec.zero_update_fraction_hid)}/"
+                   f"{_frac(rec.zero_update_fraction_out)}  align {rec.alignment_deg:5.1f} deg  "
                    f"{rec.samples_per_second:.0f} samples/s")
         if ck_path:
             w1, w2 = backend.read_weights()
@@ -269,6 +269,12 @@ def _train_spiking(args, cfg, ds, resume):
         res = m.present(ds.x_test[0], mode="infer", trace=True)
         trace, label, pred = res.trace, int(ds.y_test[0]), res.pred
     return summary, w1, trace, label, pred
+
+
+def _frac(x) -> str:
+    """A fraction, or n/a where the backend cannot tell (boards do not report update
+    statistics)."""
+    return "n/a" if x != x else f"{x:.3f}"
 
 
 def _wants_calibration(args, ds) -> bool:
