@@ -23,17 +23,12 @@ from sim.fixed import encode
 from sim.golden import GoldenModel
 from sw import protocol as pr
 from sw.protocol import END, ESC, Op, Status
+from tests.test_hdl_core import random_weights, stress_config
 
 
 def small_cfg(**over):
-    kw = dict(n_in=6, n_hid=5, n_out=3, in_bits=4, w_bits=6, state_bits=8, timesteps=4,
-              theta_hid=20, theta_out=10, leak_v=3, leak_u=3, reset="subtract",
-              target_rate=12, err_shift_out=4, err_shift_hid=2, lr_shift_hid=1,
-              lr_shift_out=1, bmin_hid=-20, bmax_hid=25, bmin_out=-25, bmax_out=30,
-              dfa_shift_hid=0, dfa_shift_out=0, seed=0xC0FFEE, init_std_hid=1,
-              init_mean_hid=1, init_std_out=1)
-    kw.update(over)
-    return Config(**kw)
+    """The core tests' stress configuration with wider states and 4 steps (fast to simulate)."""
+    return stress_config(**{"state_bits": 8, "timesteps": 4, **over})
 
 
 CLK_HZ, DIVISOR = 12_000_000, 6
@@ -173,11 +168,6 @@ def make(cfg=None, lanes=1, max_frame=None):
     dut._model = DeviceModel(cfg, lanes, clk_hz=CLK_HZ, divisor=DIVISOR,
                              max_frame=dut.max_frame)
     return dut, dut._model
-
-
-def random_weights(cfg, rng):
-    return (rng.integers(cfg.w_min // 2, cfg.w_max + 1, (cfg.n_in, cfg.n_hid)),
-            rng.integers(cfg.w_min, cfg.w_max + 1, (cfg.n_hid, cfg.n_out)))
 
 
 def random_x(cfg, rng):
@@ -547,7 +537,6 @@ def test_uart_errors_and_bytes_while_busy():
 # ---- fuzz -------------------------------------------------------------------------------------
 def valid_requests(cfg, P, rng):
     """A random well-formed request (some with bad arguments)."""
-    wb = pr.weight_bytes(cfg)
     n = [pr.layer_words(cfg, P, L) for L in (0, 1)]
     kind = rng.integers(0, 10)
     if kind == 0:

@@ -17,16 +17,15 @@ from sim.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
 from sw import protocol as pr
+from tests.test_driver import CFG as DRIVER_CFG
 
 pytest.importorskip("serial")
 virtual = pytest.importorskip("sw.virtual")
 
 FUZZ_FRAMES = int(os.environ.get("SNN_FUZZ_FRAMES", "10000"))
 
-SMALL = Config(n_in=10, n_hid=9, n_out=3, timesteps=6, theta_hid=300, theta_out=120,
-               bmin_hid=-400, bmax_hid=800, bmin_out=-400, bmax_out=800, init_std_hid=8,
-               init_mean_hid=4, init_std_out=8, target_rate=128, lr_shift_hid=4,
-               lr_shift_out=4, dfa_shift_hid=4, dfa_shift_out=4)
+# the driver tests' small network, shorter (fast presentations in the fuzz run)
+SMALL = DRIVER_CFG.replace(n_in=10, timesteps=6)
 
 
 def start(cfg, lanes):
