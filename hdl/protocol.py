@@ -623,9 +623,13 @@ class ProtocolEngine(wiring.Component):
                 with m.If(wa_bad):
                     fail(Status.BAD_ARG)
                 with m.Else():
-                    m.next = "RW_BYTES"
+                    m.next = "RW_WAIT"
+            with m.State("RW_WAIT"):
+                # a core may register its weight read data (two cycles of latency)
+                m.d.comb += core.w_re.eq(1)
+                m.next = "RW_BYTES"
             with m.State("RW_BYTES"):
-                # w_rdata follows w_addr = wa (held) one cycle late: valid from here on
+                # w_rdata follows w_addr = wa (held) at most two cycles late: valid from here on
                 lane = bw if wb == 1 else bw[1:]
                 wsel = Signal(16)
                 with m.Switch(lane):
