@@ -11,17 +11,19 @@ the end of a layer are padding, never spike, and their weights are ignored).
 Memories (all :class:`hdl.mem.WordMemory`: one read port, one write port, one cycle of read
 latency, so any of them can be replaced by a board's block RAM):
 
-==========  =======================  ====================================================
-name        depth                    word
-==========  =======================  ====================================================
-``w1``      ``n_in * NB1``           ``P`` weights
-``w2``      ``n_hid * NB2``          ``P`` weights
-``ns``      ``NB1 + NB2``            ``P x (V, U)``: the state at the step boundary
-``wk``      ``NB1 + NB2``            ``P x (acc, d, gate, spike)``: the step's working set
-``fb``      ``NB1``                  ``P x n_out`` bits of the feedback matrix ``B``
-``rs_h/o``  ``T * NB1`` / ``T*NB2``  DFA raster: hidden spikes and gates / output gates
-``enc``     ``n_in``                 intensity and accumulator (inside the encoder)
-==========  =======================  ====================================================
+============  =======================  ====================================================
+name          depth                    word
+============  =======================  ====================================================
+``w1``        ``n_in * NB1``           ``P`` weights
+``w2``        ``n_hid * NB2``          ``P`` weights
+``ns``        ``NB1 + NB2``            ``P x (V, U)``: the state at the step boundary
+``wk``        ``NB1 + NB2``            ``P x (acc, d, gate, spike)``: the step's working set
+``fb``        ``NB1``                  ``P x n_out`` bits of the feedback matrix ``B``
+``rs_h/o``    ``T * NB1`` / ``T*NB2``  DFA raster: hidden spikes and gates / output gates
+``enc``       ``n_in``                 intensity and accumulator (inside the encoder)
+``in_list``   ``n_in``                 channel of an input spike of this step
+``hid_list``  ``NB1``                  ``(block, P-bit mask)`` of a hidden block with spikes
+============  =======================  ====================================================
 
 One timestep is a sequence of phases; each scans blocks with a two-stage pipeline (issue
 the reads, then compute and write back the next cycle):
@@ -34,11 +36,12 @@ the reads, then compute and write back the next cycle):
    lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing the
    weights into an accumulator that already holds the leaked state and saturating once at
    the end equals ``sat(leak(V0) + I)`` because the accumulator is wide. The encoder scans
-   its ``n_in`` channels in parallel with this phase, shifting the spikes into a bit vector.
-3. ``INT_H``: for each input spike (lowest index first, by a priority encoder over the
-   vector) and each block ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning
-   mode write back ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
-4. ``FIRE_H``: saturate, compare, reset; spikes into the hidden vector.
+   its ``n_in`` channels in parallel with this phase, appending the channel of every spike
+   to the input spike list (a memory of ``n_in`` words and a counter).
+3. ``INT_H``: for each input spike (in list order: lowest index first) and each block
+   ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning mode write back ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
+4. ``FIRE_H``: saturate, compare, reset; every block with a spike is appended to the hidden
+   spike list as ``(block, P-bit mask)``; ``INT_O`` takes the mask's spikes lowest lane first.
 5. ``INT_O``, ``FIRE_O``: the same for the output layer; output spikes are counted.
 6. ``ERR`` (1 cycle): ``e = tgt - s_out`` and the centered error ``ec`` (eRBP only).
 7. ``UPD`` (both layers): ``U`` gets the leak and the error (through ``B`` for hidden
@@ -185,24 +188,12 @@ def _leak(x, k):
     return x - (x >> k)
 
 
-def _ffs(m, vec, name):
-    """Index of the lowest set bit of ``vec`` (undefined if none): a tree priority encoder.
-
-    Spikes may be processed in any order (spec 8); lowest first is simply the cheapest way to
-    serialise a spike vector without a FIFO.
-    """
-    idx = Signal(range(max(len(vec), 2)), name=name)
-
-    def tree(lo, n):
-        # (any bit set, index of the lowest set bit relative to lo) of vec[lo : lo + n]
-        if n == 1:
-            return vec[lo], Const(0, 1)
-        half = 1 << ((n - 1).bit_length() - 1)
-        a_any, a_idx = tree(lo, half)
-        b_any, b_idx = tree(lo + half, n - half)
-        return a_any | b_any, Mux(a_any, a_idx, half + b_idx)
-
-    m.d.comb += idx.eq(tree(0, len(vec))[1])
+def _ffs(vec):
+    """Index of the lowest set bit of ``vec`` (0 if none): a priority encoder, used on one
+    block's ``P``-bit spike mask only (spike lists replace whole-layer vectors)."""
+    idx = Const(0, range(max(len(vec), 2)))
+    for i in reversed(range(len(vec))):
+        idx = Mux(vec[i], i, idx)
     return idx
 
 
@@ -334,8 +325,23 @@ class Core(wiring.Component):
         tgt_cnt = Signal(range(T + 1))
         counts = Array(Signal(range(T + 1), name=f"count{k}") for k in range(n_out))
         s_out = Signal(nb2 * P)
-        in_vec = Signal(max(n_in, 1))
-        hid_vec = Signal(nb1 * P)
+        # Spike lists (spec 8: the order of synaptic events does not matter; these keep the
+        # lowest index first anyway). Inputs: the channel of every input spike of the step,
+        # written as the encoder emits them. Hidden: (block, P-bit mask) of every block with
+        # a spike, written by FIRE_H (or replayed from the raster in the DFA learning phase).
+        # A list and a counter instead of a whole-layer bit vector and its priority encoder:
+        # the cost no longer grows with the layer's width (784 inputs for MNIST).
+        m.submodules.in_list = in_list = mem(unsigned(max(n_in, 2).bit_length()), n_in)
+        hl_word = data.StructLayout({"block": range(max(nb1, 2)), "mask": P})
+        # transparent: the last FIRE_H block is written in the cycle INT_O reads entry 0
+        m.submodules.hid_list = hid_list = mem(hl_word, nb1, transparent=True)
+        in_n = Signal(range(n_in + 1))       # entries written this step
+        in_ch = Signal(range(n_in + 1))      # channel of the encoder's next spike
+        hid_n = Signal(range(nb1 + 1))
+        lst_rp = Signal(range(max(n_in, nb1) + 1))   # next list entry to take
+        cur_blk = Signal(range(max(nb1, 2)))         # block of the hidden entry being taken
+        cur_mask = Signal(P)                         # its spikes not yet taken
+        list_reset = Signal()                        # a new step: empty both lists
         first = Signal()              # t == 0 of a forward pass: V0 = U0 = 0
 
         erbp = mode == Mode.ERBP
@@ -546,9 +552,12 @@ class Core(wiring.Component):
         sv = Cat(*spikes)
         gv = Cat(*gates)
         with m.If(p1_valid & (p1_op == OP_FIRE)):
-            # blocks arrive in order: after NB shifts, block 0 is at the bottom of the vector
+            # blocks arrive in order: a block with spikes is appended to the hidden list
             with m.If(hid):
-                m.d.sync += hid_vec.eq(Cat(hid_vec[P:], sv) if nb1 > 1 else sv)
+                with m.If(sv.any()):
+                    m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(p1_b),
+                                 hid_list.wr_data.mask.eq(sv), hid_list.wr_en.eq(1)]
+                    m.d.sync += hid_n.eq(hid_n + 1)
             with m.Else():
                 m.d.sync += s_out.eq(Cat(s_out[P:], sv) if nb2 > 1 else sv)
                 for k in range(n_out):
@@ -563,9 +572,12 @@ class Core(wiring.Component):
         with m.If(p1_valid & (p1_op == OP_UPD)):
             m.d.comb += [tr.valid.eq(1), tr.layer.eq(p1_layer), tr.t.eq(t), tr.block.eq(p1_b)]
         # DFA learning phase: the hidden spikes of the step are replayed from the raster
-        with m.If(p1_valid & (p1_op == OP_PRE) & dfa_learn & hid):
-            m.d.sync += hid_vec.eq(Cat(hid_vec[P:], rs_h.rd_data.s) if nb1 > 1
-                                   else rs_h.rd_data.s)
+        with m.If(p1_valid & (p1_op == OP_PRE) & dfa_learn & hid & rs_h.rd_data.s.any()):
+            m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(p1_b),
+                         hid_list.wr_data.mask.eq(rs_h.rd_data.s), hid_list.wr_en.eq(1)]
+            m.d.sync += hid_n.eq(hid_n + 1)
+        with m.If(list_reset):
+            m.d.sync += [in_n.eq(0), in_ch.eq(0), hid_n.eq(0)]
 
         # ---- host ports -------------------------------------------------------------------------
         rlayer = Signal()
@@ -582,13 +594,14 @@ class Core(wiring.Component):
                      enc.x_in.valid.eq(self.x_in.valid & idle),
                      self.x_in.ready.eq(enc.x_in.ready & idle)]
 
-        # encoder spikes: the core always accepts them; channel 0 ends at the bottom
+        # encoder spikes: the core always accepts them (channel 0 first); spikes are listed
         m.d.comb += enc.spikes.ready.eq(1)
         with m.If(enc.spikes.valid):
-            if n_in > 1:
-                m.d.sync += in_vec.eq(Cat(in_vec[1:], enc.spikes.payload.spike))
-            else:
-                m.d.sync += in_vec.eq(enc.spikes.payload.spike)
+            m.d.sync += in_ch.eq(in_ch + 1)
+            with m.If(enc.spikes.payload.spike):
+                m.d.comb += [in_list.wr_addr.eq(in_n), in_list.wr_data.eq(in_ch),
+                             in_list.wr_en.eq(1)]
+                m.d.sync += in_n.eq(in_n + 1)
 
         # prediction: most spikes, ties to the lowest index. A tree (the right operand wins
         # only if strictly larger, so ties go left: to the lower index) whose result is
@@ -607,19 +620,44 @@ class Core(wiring.Component):
             m.d.comb += self.result.payload.counts[k].eq(counts[k])
 
         # ---- integrate pass (INT_H / INT_O) ------------------------------------------------------
-        # one priority encoder per spike vector, shared by the forward and DFA replay passes
-        ffs = {id(in_vec): _ffs(m, in_vec, "ffs_in"), id(hid_vec): _ffs(m, hid_vec, "ffs_hid")}
+        # The lists are read ahead: the read port shows entry lst_rp (its address is
+        # lst_rp, or lst_rp + 1 in the cycle entry lst_rp is taken), so the next spike is
+        # ready whenever the current one's last block is issued. lst_rp is 0 in the cycle
+        # before an integrate pass (the states before it set int_first).
+        take = Signal()
+        lst_restart = Signal()        # the next cycle starts an integrate pass: entry 0
+        rd_next = Mux(lst_restart, 0, Mux(take, lst_rp + 1, lst_rp))
+        m.d.comb += [in_list.rd_addr.eq(rd_next), hid_list.rd_addr.eq(rd_next)]
+        m.d.sync += lst_rp.eq(rd_next)
 
-        def integrate(layer, vec, nb, next_state):
-            """One read-modify-write per (presynaptic spike, block); the priority encoder
-            picks the spikes lowest index first and they are cleared from the vector."""
-            nxt = ffs[id(vec)]
+        def integrate(layer, nb, next_state):
+            """One read-modify-write per (presynaptic spike, block); the spikes come from the
+            layer's list in order (a hidden entry's mask lowest lane first)."""
             with m.If(int_first | (cur_valid & (b == nb - 1))):
-                # clear the spike just taken: a decoder of its index, not vec & (vec - 1),
-                # whose carry chain is as long as the vector (784 bits for MNIST)
-                low = (Const(1, len(vec)) << nxt)[:len(vec)]
-                m.d.sync += [cur.eq(nxt), cur_valid.eq(vec.any()), vec.eq(vec & ~low),
-                             b.eq(0), int_first.eq(0)]
+                m.d.sync += [b.eq(0), int_first.eq(0)]
+                rest = Signal(P, name=f"rest{layer}")
+                m.d.comb += rest.eq(Mux(int_first, 0, cur_mask))
+                if layer == 0:
+                    with m.If(lst_rp < in_n):
+                        m.d.comb += take.eq(1)
+                        m.d.sync += [cur.eq(in_list.rd_data), cur_valid.eq(1)]
+                    with m.Else():
+                        m.d.sync += cur_valid.eq(0)
+                else:
+                    ent = hid_list.rd_data
+                    with m.If(rest.any()):
+                        # the next spike of the entry being taken
+                        pos = _ffs(rest)
+                        m.d.sync += [cur.eq(_cmul(cur_blk, P) + pos), cur_valid.eq(1),
+                                     cur_mask.eq(rest & ~(Const(1, P) << pos)[:P])]
+                    with m.Elif(lst_rp < hid_n):
+                        pos = _ffs(ent.mask)
+                        m.d.comb += take.eq(1)
+                        m.d.sync += [cur.eq(_cmul(ent.block, P) + pos), cur_valid.eq(1),
+                                     cur_blk.eq(ent.block),
+                                     cur_mask.eq(ent.mask & ~(Const(1, P) << pos)[:P])]
+                    with m.Else():
+                        m.d.sync += cur_valid.eq(0)
             with m.If(cur_valid):
                 issue(OP_INT, layer, cur * nb + b)
                 with m.If(b != nb - 1):
@@ -704,7 +742,8 @@ class Core(wiring.Component):
                             m.next = "STEP"
 
             with m.State("STEP"):
-                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1)]
+                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1),
+                             list_reset.eq(1)]
                 m.d.sync += hstep.eq(h_q)
                 tsum = tacc + regs.target_rate
                 m.d.sync += [tacc.eq(tsum[:cfg.in_bits]), tgt.eq(tsum[cfg.in_bits])]
@@ -716,15 +755,17 @@ class Core(wiring.Component):
                 scan(OP_PRE, 0, nb1, "PRE_O")
             with m.State("PRE_O"):
                 m.d.sync += int_first.eq(1)
+                m.d.comb += lst_restart.eq(1)
                 scan(OP_PRE, 1, nb2, "INT_H", extra=~enc.busy)
 
             with m.State("INT_H"):
-                integrate(0, in_vec, nb1, "FIRE_H")
+                integrate(0, nb1, "FIRE_H")
             with m.State("FIRE_H"):
                 m.d.sync += int_first.eq(1)
+                m.d.comb += lst_restart.eq(1)
                 scan(OP_FIRE, 0, nb1, "INT_O")
             with m.State("INT_O"):
-                integrate(1, hid_vec, nb2, "FIRE_O")
+                integrate(1, nb2, "FIRE_O")
             with m.State("FIRE_O"):
                 scan(OP_FIRE, 1, nb2, "ERR")
 
@@ -782,21 +823,24 @@ class Core(wiring.Component):
                 m.d.comb += h_in.eq(key2 ^ g)
                 scan(OP_DFAU, 1, nb2, "L_STEP")
             with m.State("L_STEP"):
-                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1)]
+                m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1),
+                             list_reset.eq(1)]
                 m.d.sync += [hstep.eq(h_q), g.eq(g + 1)]
                 m.next = "L_PRE_H"
             with m.State("L_PRE_H"):
                 scan(OP_PRE, 0, nb1, "L_PRE_O")
             with m.State("L_PRE_O"):
                 m.d.sync += int_first.eq(1)
+                m.d.comb += lst_restart.eq(1)
                 scan(OP_PRE, 1, nb2, "L_INT_H", extra=~enc.busy)
             with m.State("L_INT_H"):
                 with m.If(~int_first & ~cur_valid):
                     m.d.sync += int_first.eq(1)
-                integrate(0, in_vec, nb1, "L_INT_O")
+                    m.d.comb += lst_restart.eq(1)
+                integrate(0, nb1, "L_INT_O")
             with m.State("L_INT_O"):
                 m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
-                integrate(1, hid_vec, nb2, "L_NEXT")
+                integrate(1, nb2, "L_NEXT")
             with m.State("L_NEXT"):
                 m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
                 m.d.sync += [t.eq(t + 1), rbase_h.eq(rbase_h + nb1),
