@@ -90,7 +90,7 @@ Hardware notes
 """
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -180,6 +180,17 @@ def _cmul(x, c):
 
 
 def _sat(x, lo, hi):
+    """``x`` clamped to ``[lo, hi]``. When that is the whole range of a two's-complement
+    width (every use here), overflow is read off the bits above it, not from two comparators
+    (carry chains as long as ``x``)."""
+    x = Value.cast(x)
+    bits = hi.bit_length() + 1
+    if lo == -(1 << (bits - 1)) and hi == (1 << (bits - 1)) - 1 and x.shape().signed:
+        if len(x) <= bits:
+            return x
+        top = x[bits - 1:]                 # all equal to the sign bit iff x fits
+        fits = (top == 0) | (top == (1 << len(top)) - 1)
+        return Mux(fits, x[:bits].as_signed(), Mux(x[-1], lo, hi))
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
 
 
