@@ -73,7 +73,7 @@ Hardware notes
   half of the dither) is pipelined in two register stages; in IDLE it hashes the seed, so
   **the seed must be stable for two cycles before a command** (then the keys still fit in
   the 3 cycles of ``KEYS`` and the cycle counts are unchanged).
-* The prediction (a tree argmax) is registered; the counts settle cycles before ``DONE``.
+* The prediction is tracked as the output counts grow (no comparator tree over the counts).
 * The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
   the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
   stored, no negations. It is formed in the first stage (``fb`` is read a cycle ahead) and
@@ -335,6 +335,8 @@ class Core(wiring.Component):
         tgt = Signal()                # target spike of the label neuron in this step
         tgt_cnt = Signal(range(T + 1))
         counts = Array(Signal(range(T + 1), name=f"count{k}") for k in range(n_out))
+        best = Signal(range(T + 1))              # the largest count so far
+        best_k = Signal(range(max(n_out, 2)))    # the lowest index with that count
         s_out = Signal(nb2 * P)
         # Spike lists (spec 8: the order of synaptic events does not matter; these keep the
         # lowest index first anyway). Inputs: the channel of every input spike of the step,
@@ -574,6 +576,17 @@ class Core(wiring.Component):
                 for k in range(n_out):
                     with m.If((p1_b == k // P) & spikes[k % P]):
                         m.d.sync += counts[k].eq(counts[k] + 1)
+                # The prediction follows the counts: a neuron whose new count exceeds the
+                # best, or equals it with a lower index, becomes the best. Counts only grow by
+                # one, so at the end the best is the lowest index of the largest count. The
+                # block's lanes are taken in index order.
+                bv, bk = best, best_k
+                for l in range(P):
+                    k = _cmul(p1_b, P) + l
+                    c1 = counts[k] + 1
+                    better = spikes[l] & ((c1 > bv) | ((c1 == bv) & (k < bk)))
+                    bv, bk = Mux(better, c1, bv), Mux(better, k, bk)
+                m.d.sync += [best.eq(bv), best_k.eq(bk)]
             # DFA forward phase: record hidden spikes and both layers' gates
             with m.If(~dfa_learn & (mode == Mode.DFA)):
                 m.d.comb += [rs_h.wr_addr.eq(rbase_h + p1_b), rs_h.wr_data.s.eq(sv),
@@ -614,19 +627,9 @@ class Core(wiring.Component):
                              in_list.wr_en.eq(1)]
                 m.d.sync += in_n.eq(in_n + 1)
 
-        # prediction: most spikes, ties to the lowest index. A tree (the right operand wins
-        # only if strictly larger, so ties go left: to the lower index) whose result is
-        # registered; the counts settle in FIRE_O, cycles before DONE presents the result.
-        cand = [(counts[k], Const(k, range(max(n_out, 2)))) for k in range(n_out)]
-        while len(cand) > 1:
-            nxt_cand = []
-            for a, c in zip(cand[0::2], cand[1::2]):
-                better = c[0] > a[0]
-                nxt_cand.append((Mux(better, c[0], a[0]), Mux(better, c[1], a[1])))
-            if len(cand) % 2:
-                nxt_cand.append(cand[-1])
-            cand = nxt_cand
-        m.d.sync += [self.result.payload.pred.eq(cand[0][1])]
+        # prediction: most spikes, ties to the lowest index; kept up to date as the counts
+        # grow (see the output FIRE above), so no comparator tree over all the counts
+        m.d.comb += self.result.payload.pred.eq(best_k)
         for k in range(n_out):
             m.d.comb += self.result.payload.counts[k].eq(counts[k])
 
@@ -712,6 +715,7 @@ class Core(wiring.Component):
                                  dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
                                  jj.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
                     m.d.sync += [counts[k].eq(0) for k in range(n_out)]
+                    m.d.sync += [best.eq(0), best_k.eq(0)]
                     with m.If(self.cmd.payload.mode == Mode.INFER):
                         m.next = "STEP"
                     with m.Else():
