@@ -76,11 +76,16 @@ def board_config(board, config_file=None):
     return Config().replace(**board.arch)
 
 
-def _overrides(f_mhz):
-    return dict(
+def _overrides(family, f_mhz):
+    over = dict(
         script_after_read=YOSYS_SCRIPT_AFTER_READ,
         nextpnr_opts=f"--report {NAME}.pnr.json --timing-allow-fail --freq {f_mhz:.3f}",
     )
+    if family == "ice40":
+        # the UP5K's multiplier blocks take the core's one variable multiply (the error
+        # projection's c * esum) off the logic cells
+        over["synth_opts"] = "-dsp"
+    return over
 
 
 def prepare(board, cfg, lanes=None, freq_mhz=None, *, standin=False, baud=2_000_000):
@@ -93,7 +98,7 @@ def prepare(board, cfg, lanes=None, freq_mhz=None, *, standin=False, baud=2_000_
     platform = board.platform()
     top = BoardTop(board, cfg, lanes, freq, baud=baud, standin=standin)
     plan = platform.build(top, name=NAME, do_build=False,
-                          **_overrides(board.pll_hz(freq) / 1e6))
+                          **_overrides(board.family, board.pll_hz(freq) / 1e6))
     return platform, top, plan
 
 
