@@ -194,6 +194,22 @@ def _sat(x, lo, hi):
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
 
 
+def _shl_sat(x, k, bits):
+    """``x << k`` clamped to the range of ``signed(bits)``: overflow is any bit shifted into
+    or past the sign position that differs from the sign (a thermometer mask of ``k``)."""
+    x = Value.cast(x)
+    n = len(x)
+    kmax = 2 ** len(Value.cast(k)) - 1
+    # bits of x that must equal the sign for x << k to fit: from bits - 1 - k upwards
+    mask = Cat(*[Const(1) if bits - 1 - i <= 0 else (k >= bits - 1 - i) for i in range(n)])
+    fits = ((x ^ x[-1].replicate(n)) & mask) == 0
+    if kmax >= bits:                   # even -1 << k overflows once k >= bits
+        fits = fits & ((k < bits) | (x == 0))
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    shifted = (x << k)[:bits].as_signed() if kmax else x[:bits].as_signed()
+    return Mux(fits, shifted, Mux(x[-1], lo, hi))
+
+
 def _leak(x, k):
     """``x - (x >> k)`` with an arithmetic shift (spec 2)."""
     return x - (x >> k)
@@ -486,8 +502,10 @@ class Core(wiring.Component):
                          c.eq(sum(bits0[k] for k in range(n_out)))]
             proj_h = (_cmul(S, n_out) - c * esum) << 1
             proj0 = Mux(s0_layer, e[_cmul(b, P) + l], proj_h)
-            pq = Signal(signed(len(proj0 << esh0)), name=f"proj{l}")
-            m.d.sync += pq.eq(Mux(s0_dfau, proj0, proj0 << esh0))
+            # Only sat(U + proj) is ever formed, with |U| < 2**(sb-1): clamping proj to
+            # sb + 1 bits first changes nothing, and the shift then needs no wide result.
+            pq = Signal(signed(sb + 1), name=f"proj{l}")
+            m.d.sync += pq.eq(_shl_sat(proj0, Mux(s0_dfau, 0, esh0), sb + 1))
             proj_q.append(pq)
 
         # ---- stage 1: one datapath per lane, shared by the two layers ---------------------------
@@ -529,6 +547,9 @@ class Core(wiring.Component):
             v0 = Mux(first, 0, nsd[l].v)
             u0 = Mux(first, 0, nsd[l].u)
             gate_rs = Mux(p1_layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
+            # one leak shifter per lane: PRE leaks V, UPD leaks U
+            lk_v = p1_op == OP_PRE
+            lk = _leak(Mux(lk_v, v0, u0), Mux(lk_v, regs.leak_v, regs.leak_u))
             v = _sat(wkd[l].acc, smin, smax)
             s = (v >= theta) & lane_ok
             spikes.append(s)
@@ -539,7 +560,7 @@ class Core(wiring.Component):
                     # sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
                     # floor((U0 2**(32 - s) + x) / 2**32): one shifter and one adder
                     dd = ((u0 << (Const(32, 6) - shift)[:6]) + r[l])[32:32 + sb]
-                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(_leak(v0, regs.leak_v)),
+                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(lk),
                                  # padding lanes learn nothing: their weights stay as written
                                  wkw[l].d.eq(Mux(learn & gate & lane_ok, dd, 0)),
                                  wkw[l].g.eq(gate)]
@@ -552,7 +573,7 @@ class Core(wiring.Component):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(Mux(s, vr, v)),
                                  wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g), wkw[l].s.eq(s)]
                 with m.Case(OP_UPD):
-                    un = _sat(_leak(u0, regs.leak_u) + proj_q[l], smin, smax)
+                    un = _sat(lk + proj_q[l], smin, smax)
                     m.d.comb += [ns_we.eq(1), nsw[l].v.eq(wkd[l].acc), nsw[l].u.eq(un),
                                  tr.v[l].eq(wkd[l].acc), tr.u[l].eq(un), tr.s[l].eq(wkd[l].s)]
                 with m.Case(OP_DFAU):
