@@ -346,7 +346,6 @@ class Core(wiring.Component):
         key1 = Signal(32)
         key2 = Signal(32)
         h0 = Signal(32)
-        hstep = Signal(32)
         tacc = Signal(cfg.in_bits)    # target encoder accumulator (phase 0)
         tgt = Signal()                # target spike of the label neuron in this step
         tgt_cnt = Signal(range(T + 1))
@@ -425,8 +424,6 @@ class Core(wiring.Component):
         m.d.sync += p1_valid.eq(0)
 
         s0_layer = Signal()           # layer of the block issued in this cycle
-        pre_issue = Signal()          # a PRE block is issued in this cycle
-        s0_last_h = Signal()          # ... and it is the last block of layer 0
         s0_dfau = Signal()            # a DFAU block is issued in this cycle
         upd_h_issue = Signal()        # an UPD or DFAU block of layer 0 is issued
 
@@ -436,10 +433,6 @@ class Core(wiring.Component):
                 m.d.comb += s0_dfau.eq(1)
             if op in (OP_UPD, OP_DFAU) and layer == 0:
                 m.d.comb += upd_h_issue.eq(1)
-            if op == OP_PRE:
-                m.d.comb += pre_issue.eq(1)
-                if layer == 0:
-                    m.d.comb += s0_last_h.eq(b == nb1 - 1)
             m.d.sync += [p1_valid.eq(1), p1_op.eq(op), p1_layer.eq(layer), p1_b.eq(b),
                          p1_waddr.eq(waddr)]
 
@@ -460,29 +453,28 @@ class Core(wiring.Component):
             m.d.comb += [w1.rd_addr.eq(_cmul(cur, nb1) + b), w2.rd_addr.eq(_cmul(cur, nb2) + b)]
 
         # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
-        # Formed in stage 0 (while the memories are read) and registered. The constant
-        # multiply could become one adder per lane stepping by P * 0x9E3779B9 per block.
+        # hstep = hash32(key2 ^ g) is h_q in the STEP cycle.
         lr_h = Mux(dfa_learn, regs.dfa_shift_hid, regs.lr_shift_hid)
         lr_o = Mux(dfa_learn, regs.dfa_shift_out, regs.lr_shift_out)
         shift0 = Mux(s0_layer, lr_o, lr_h)
         shift = Signal(range(25))
         m.d.sync += shift.eq(shift0)
         # n * PHI32 is not multiplied out: r is only used by the PRE scans, which visit the
-        # blocks in order (layer 0 from block 0, then layer 1 from block 0), so a register
-        # per lane steps by P * PHI32 per block (phi_start: the scan restarts at layer 0).
+        # blocks in order (layer 0 from block 0, then layer 1 from block 0), so x itself is a
+        # register per lane: hstep + l PHI32 at the step's start, then stepped by P PHI32 as
+        # stage 1 finishes each PRE block (to n_hid + l after the last hidden block).
         phi_start = Signal()
+        p1_pre = p1_valid & (p1_op == OP_PRE)
+        p1_last_h = ~p1_layer & (p1_b == nb1 - 1)
+        step_a = P * PHI32 % 2**32
+        step_b = (n_hid - (nb1 - 1) * P) * PHI32 % 2**32
         r = []
         for l in range(P):
-            phi = Signal(32, name=f"phi{l}", init=l * PHI32 % 2**32)
-            with m.If(phi_start):
-                m.d.sync += phi.eq(l * PHI32 % 2**32)
-            with m.Elif(pre_issue & s0_last_h):
-                m.d.sync += phi.eq((n_hid + l) * PHI32 % 2**32)
-            with m.Elif(pre_issue):
-                m.d.sync += phi.eq((phi + P * PHI32 % 2**32)[:32])
-            # x = hstep + n PHI32; the stage-1 rounding uses it whole (see OP_PRE)
             xl = Signal(32, name=f"x{l}")
-            m.d.sync += xl.eq((hstep + phi)[:32])
+            with m.If(phi_start):
+                m.d.sync += xl.eq((h_q + l * PHI32 % 2**32)[:32] if l else h_q)
+            with m.Elif(p1_pre):
+                m.d.sync += xl.eq((xl + Mux(p1_last_h, step_b, step_a))[:32])
             r.append(xl)
 
         # ---- error projection, formed in stage 0 and registered ---------------------------------
@@ -780,7 +772,6 @@ class Core(wiring.Component):
             with m.State("STEP"):
                 m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1),
                              list_reset.eq(1)]
-                m.d.sync += hstep.eq(h_q)
                 tsum = tacc + regs.target_rate
                 m.d.sync += [tacc.eq(tsum[:cfg.in_bits]), tgt.eq(tsum[cfg.in_bits])]
                 with m.If(tsum[cfg.in_bits]):
@@ -861,7 +852,7 @@ class Core(wiring.Component):
             with m.State("L_STEP"):
                 m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1),
                              list_reset.eq(1)]
-                m.d.sync += [hstep.eq(h_q), g.eq(g + 1)]
+                m.d.sync += g.eq(g + 1)
                 m.next = "L_PRE_H"
             with m.State("L_PRE_H"):
                 scan(OP_PRE, 0, nb1, "L_PRE_O")
