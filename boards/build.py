@@ -83,8 +83,9 @@ def _overrides(family, f_mhz):
     )
     if family == "ice40":
         # the UP5K's multiplier blocks take the core's one variable multiply (the error
-        # projection's c * esum) off the logic cells
-        over["synth_opts"] = "-dsp"
+        # projection's c * esum) off the logic cells; -dff lets ABC map across flip-flops
+        # (-43 logic cells on the top level)
+        over["synth_opts"] = "-dsp -dff"
     return over
 
 
