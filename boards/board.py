@@ -12,7 +12,7 @@ from typing import Callable
 
 from amaranth.hdl import Elaboratable, Module
 
-__all__ = ["Board", "BoardTop", "design_class"]
+__all__ = ["Board", "BoardTop", "design_class", "uart_and_busy_led"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,18 @@ class Board:
     bitstream: str
     resources: dict = field(default_factory=dict)
     notes: str = ""
+
+
+def uart_and_busy_led(uart_number, led, led_field=None):
+    """The ``pins`` of a :class:`Board`: the top level's ``rx``/``tx`` on the platform's
+    ``uart`` resource ``uart_number`` and ``busy`` on LED resource ``led`` (``(name, number)``;
+    ``led_field`` picks one colour of a multi-colour LED, e.g. ``"g"``)."""
+    def pins(m, platform, top):
+        uart = platform.request("uart", uart_number)
+        ledr = platform.request(*led)
+        out = getattr(ledr, led_field) if led_field else ledr
+        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), out.o.eq(top.busy)]
+    return pins
 
 
 def design_class(standin: bool = False):

@@ -187,7 +187,7 @@ def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
     platform, top, plan = prepare(board, cfg, lanes, freq_mhz, standin=standin, baud=baud)
     log(f"{board.name}: {top.design.__name__} with {cfg.n_in}-{cfg.n_hid}-{cfg.n_out} "
         f"(T = {cfg.timesteps}), P = {lanes}, {top.clk_hz / 1e6:.3f} MHz; building in {out}")
-    products = plan.execute_local(str(out))
+    plan.execute_local(str(out))
     seconds = time.monotonic() - t0
 
     rep = json.loads((out / f"{NAME}.pnr.json").read_text())

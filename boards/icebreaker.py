@@ -12,7 +12,7 @@
 
 from amaranth_boards.icebreaker import ICEBreakerPlatform
 
-from .board import Board
+from .board import Board, uart_and_busy_led
 from .memory import ICE40Memory
 from .pll import ice40_pll_params, ice40_sync_domain
 
@@ -22,12 +22,6 @@ __all__ = ["BOARD"]
 def _clock(m, platform, f_hz):
     pad = platform.request("clk12", 0, dir="-")
     return ice40_sync_domain(m, platform, pad, f_hz).f_out
-
-
-def _pins(m, platform, top):
-    uart = platform.request("uart", 0)
-    led = platform.request("led_g", 0)
-    m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), led.o.eq(top.busy)]
 
 
 BOARD = Board(
@@ -40,7 +34,7 @@ BOARD = Board(
     lanes=1,
     clock=_clock,
     pll_hz=lambda f: ice40_pll_params(12e6, f).f_out,
-    pins=_pins,
+    pins=uart_and_busy_led(0, ("led_g", 0)),
     memory=lambda: ICE40Memory(spram_blocks=4),
     loader=["-b", "icebreaker"],
     bitstream="bin",

@@ -17,7 +17,6 @@ written: the DFA raster and the feedback matrix) go to the SPRAM blocks
 """
 
 from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Shape, Signal
-from amaranth.lib.memory import Memory
 
 from hdl.mem import WordMemory
 
@@ -48,18 +47,8 @@ class BoardMemory(WordMemory):
     netlist differs (and only with :data:`YOSYS_SCRIPT_AFTER_READ` in the Yosys script).
     """
 
-    def elaborate(self, platform):
-        m = Module()
-        attrs = {} if self._transparent else {RW_UNDEF_ATTR: 1}
-        m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth, init=self._init,
-                                        attrs=attrs)
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,) if self._transparent else ())
-        m.d.comb += [
-            wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
-            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
-        ]
-        return m
+    def memory_attrs(self) -> dict:
+        return {} if self._transparent else {RW_UNDEF_ATTR: 1}
 
 
 class SPRAMMemory(WordMemory):

@@ -17,9 +17,9 @@ from amaranth.build import Attrs
 from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
 from amaranth_boards.resources import UARTResource
 
-from .board import Board
+from .board import Board, uart_and_busy_led
 from .memory import BoardMemory
-from .pll import ecp5_pll_params, ecp5_sync_domain
+from .pll import ecp5_clock, ecp5_pll_params
 
 __all__ = ["BOARD", "OrangeCrabPlatform"]
 
@@ -45,17 +45,6 @@ class OrangeCrabPlatform(OrangeCrabR0_2_25FPlatform):
         return [c for c in super().command_templates if "dfu-suffix" not in c]
 
 
-def _clock(m, platform, f_hz):
-    clk = platform.request("clk", 0)
-    return ecp5_sync_domain(m, platform, clk.i, f_hz).f_out
-
-
-def _pins(m, platform, top):
-    uart = platform.request("uart", 1)
-    rgb = platform.request("rgb_led", 0)
-    m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), rgb.g.o.eq(top.busy)]
-
-
 BOARD = Board(
     name="orangecrab-25f",
     platform=OrangeCrabPlatform,
@@ -64,9 +53,9 @@ BOARD = Board(
     goal_mhz=75.0,
     arch=dict(n_in=784, n_hid=96, n_out=10, timesteps=64),
     lanes=2,
-    clock=_clock,
+    clock=ecp5_clock("clk"),
     pll_hz=lambda f: ecp5_pll_params(48e6, f).f_out,
-    pins=_pins,
+    pins=uart_and_busy_led(1, ("rgb_led", 0), "g"),
     memory=lambda: BoardMemory,
     loader=["-b", "orangecrab", "--dfu"],
     bitstream="bit",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from amaranth.hdl import ClockDomain, Const, Instance, Signal
 from amaranth.lib.cdc import ResetSynchronizer
 
-__all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll_params", "ecp5_pll_params", "PLLError"]
+__all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll_params", "ecp5_pll_params", "ecp5_clock", "PLLError"]
 
 
 class PLLError(ValueError):
@@ -153,3 +153,12 @@ def ecp5_sync_domain(m, platform, clk_in, f_out):
         o_CLKOP=clk, o_LOCK=locked,
     )
     return p
+
+
+def ecp5_clock(resource):
+    """A :class:`boards.board.Board` ``clock``: the platform's oscillator ``resource`` through
+    an ``EHXPLLL`` (:func:`ecp5_sync_domain`)."""
+    def clock(m, platform, f_hz):
+        clk = platform.request(resource, 0)
+        return ecp5_sync_domain(m, platform, clk.i, f_hz).f_out
+    return clock

@@ -9,27 +9,11 @@
 
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
-from .board import Board
+from .board import Board, uart_and_busy_led
 from .memory import BoardMemory
-from .pll import ecp5_pll_params, ecp5_sync_domain
+from .pll import ecp5_clock, ecp5_pll_params
 
-__all__ = ["BOARD", "ecp5_clock", "ecp5_pins"]
-
-
-def ecp5_clock(resource):
-    def clock(m, platform, f_hz):
-        clk = platform.request(resource, 0)
-        return ecp5_sync_domain(m, platform, clk.i, f_hz).f_out
-    return clock
-
-
-def ecp5_pins(uart_number, led):
-    def pins(m, platform, top):
-        uart = platform.request("uart", uart_number)
-        ledp = platform.request(*led)
-        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), ledp.o.eq(top.busy)]
-    return pins
-
+__all__ = ["BOARD"]
 
 BOARD = Board(
     name="ulx3s-85f",
@@ -41,7 +25,7 @@ BOARD = Board(
     lanes=4,
     clock=ecp5_clock("clk25"),
     pll_hz=lambda f: ecp5_pll_params(25e6, f).f_out,
-    pins=ecp5_pins(0, ("led", 0)),
+    pins=uart_and_busy_led(0, ("led", 0)),
     memory=lambda: BoardMemory,
     loader=["-b", "ulx3s"],
     bitstream="bit",

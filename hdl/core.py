@@ -39,7 +39,8 @@ the reads, then compute and write back the next cycle):
    its ``n_in`` channels in parallel with this phase, appending the channel of every spike
    to the input spike list (a memory of ``n_in`` words and a counter).
 3. ``INT_H``: for each input spike (in list order: lowest index first) and each block
-   ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning mode write back ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
+   ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning mode write back
+   ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
 4. ``FIRE_H``: saturate, compare, reset; every block with a spike is appended to the hidden
    spike list as ``(block, P-bit mask)``; ``INT_O`` takes the mask's spikes lowest lane first.
 5. ``INT_O``, ``FIRE_O``: the same for the output layer; output spikes are counted.
@@ -186,11 +187,7 @@ def _sat(x, lo, hi):
     x = Value.cast(x)
     bits = hi.bit_length() + 1
     if lo == -(1 << (bits - 1)) and hi == (1 << (bits - 1)) - 1 and x.shape().signed:
-        if len(x) <= bits:
-            return x
-        top = x[bits - 1:]                 # all equal to the sign bit iff x fits
-        fits = (top == 0) | (top == (1 << len(top)) - 1)
-        return Mux(fits, x[:bits].as_signed(), Mux(x[-1], lo, hi))
+        return x if len(x) <= bits else _shl_sat(x, Const(0, 1), bits)
     return Mux(x < lo, lo, Mux(x > hi, hi, x))
 
 
@@ -364,7 +361,6 @@ class Core(wiring.Component):
         # transparent: the last FIRE_H block is written in the cycle INT_O reads entry 0
         m.submodules.hid_list = hid_list = mem(hl_word, nb1, transparent=True)
         in_n = Signal(range(n_in + 1))       # entries written this step
-        in_ch = Signal(range(n_in + 1))      # channel of the encoder's next spike
         hid_n = Signal(range(nb1 + 1))
         lst_rp = Signal(range(max(n_in, nb1) + 1))   # next list entry to take
         cur_blk = Signal(range(max(nb1, 2)))         # block of the hidden entry being taken
@@ -614,7 +610,7 @@ class Core(wiring.Component):
                          hid_list.wr_data.mask.eq(rs_h.rd_data.s), hid_list.wr_en.eq(1)]
             m.d.sync += hid_n.eq(hid_n + 1)
         with m.If(list_reset):
-            m.d.sync += [in_n.eq(0), in_ch.eq(0), hid_n.eq(0)]
+            m.d.sync += [in_n.eq(0), hid_n.eq(0)]
 
         # ---- host ports -------------------------------------------------------------------------
         rlayer = Signal()
@@ -634,10 +630,9 @@ class Core(wiring.Component):
         # encoder spikes: the core always accepts them (channel 0 first); spikes are listed
         m.d.comb += enc.spikes.ready.eq(1)
         with m.If(enc.spikes.valid):
-            m.d.sync += in_ch.eq(in_ch + 1)
             with m.If(enc.spikes.payload.spike):
-                m.d.comb += [in_list.wr_addr.eq(in_n), in_list.wr_data.eq(in_ch),
-                             in_list.wr_en.eq(1)]
+                m.d.comb += [in_list.wr_addr.eq(in_n),
+                             in_list.wr_data.eq(enc.spikes.payload.chan), in_list.wr_en.eq(1)]
                 m.d.sync += in_n.eq(in_n + 1)
 
         # prediction: most spikes, ties to the lowest index; kept up to date as the counts

@@ -69,9 +69,15 @@ class WordMemory(wiring.Component):
     def shape(self):
         return self._shape
 
+    def memory_attrs(self) -> dict:
+        """Attributes of the inner ``Memory`` (none here; a board's subclass may tag it for
+        its synthesis flow)."""
+        return {}
+
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth, init=self._init)
+        m.submodules.mem = mem = Memory(shape=self._shape, depth=self._depth, init=self._init,
+                                        attrs=self.memory_attrs())
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=(wr,) if self._transparent else ())
         m.d.comb += [

@@ -2,8 +2,6 @@
 command, and (slow tier) a full iCEBreaker bitstream build with its report."""
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,17 +14,23 @@ from hdl.core import Core
 from sim.config import Config
 
 
-@pytest.mark.parametrize("name", sorted(bb.BOARDS))
-def test_board_elaborates_to_a_build_plan(name, tmp_path):
+def _extract(name, tmp_path):
+    """Elaborate board ``name`` (the core alone) and write its build plan into ``tmp_path``;
+    returns the board and the design's top."""
     board = bb.BOARDS[name]
     _platform, top, plan = bb.prepare(board, bb.board_config(board), standin=True)
     plan.extract(str(tmp_path))
+    return board, top
+
+
+@pytest.mark.parametrize("name", sorted(bb.BOARDS))
+def test_board_elaborates_to_a_build_plan(name, tmp_path):
+    board, top = _extract(name, tmp_path)
     ys = (tmp_path / "top.ys").read_text()
     assert f"synth_{board.family}" in ys
     assert f"a:{RW_UNDEF_ATTR}" in ys          # collision masks set before synthesis
     sh = (tmp_path / "build_top.sh").read_text()
     assert "--report top.pnr.json" in sh
-    constraints = (tmp_path / ("top.pcf" if board.family == "ice40" else "top.lpf")).read_text()
     # the PLL output carries the timing constraint
     assert abs(top.clk_hz - board.freq_mhz * 1e6) < 0.01 * board.freq_mhz * 1e6
     assert f"--freq {top.clk_hz / 1e6:.3f}" in sh
@@ -38,9 +42,7 @@ def test_board_elaborates_to_a_build_plan(name, tmp_path):
 
 
 def test_icebreaker_uart_pins_and_spram(tmp_path):
-    board = bb.BOARDS["icebreaker"]
-    _platform, top, plan = bb.prepare(board, bb.board_config(board), standin=True)
-    plan.extract(str(tmp_path))
+    _board, top = _extract("icebreaker", tmp_path)
     pcf = (tmp_path / "top.pcf").read_text()
     assert "uart_0__rx__io 6" in pcf and "uart_0__tx__io 9" in pcf
     il = (tmp_path / "top.il").read_text()
@@ -50,9 +52,7 @@ def test_icebreaker_uart_pins_and_spram(tmp_path):
 
 
 def test_orangecrab_uart_on_the_feather_header(tmp_path):
-    board = bb.BOARDS["orangecrab-25f"]
-    _platform, _top, plan = bb.prepare(board, bb.board_config(board), standin=True)
-    plan.extract(str(tmp_path))
+    _extract("orangecrab-25f", tmp_path)
     lpf = (tmp_path / "top.lpf").read_text()
     assert 'SITE "N17"' in lpf and 'SITE "M18"' in lpf
     assert "dfu-suffix" not in (tmp_path / "build_top.sh").read_text()
