@@ -3,16 +3,19 @@
 Every memory of the cores goes through :class:`WordMemory` (or a replacement with the same
 signature passed as ``memory=`` to the core), so a board can substitute a vendor primitive
 (iCE40 SPRAM, ECP5 DP16KD, ...) without touching the core. The contract is that of a
-block RAM: synchronous read with one cycle of latency, ``rd_data`` holds while ``rd_en`` is
-low, and a write takes effect at the clock edge.
+block RAM: synchronous read, ``rd_data`` holds while ``rd_en`` is low, and a write takes
+effect at the clock edge. The read latency is one cycle unless the caller asks for more
+(``read_latency``): a caller that can wait lets a board register a deep memory's output and
+the multiplexer behind its blocks (``boards/memory.py``), which is what sets the clock of a
+large weight memory.
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WordMemory"]
+__all__ = ["WordMemory", "delay"]
 
 
 class WordMemory(wiring.Component):
@@ -34,20 +37,27 @@ class WordMemory(wiring.Component):
         A promise by the user: whenever the memory is written, the word read in the same
         cycle is never used. A board may then implement it with a single-port RAM (a write
         cycle takes the port; the read data of that cycle is undefined). Ignored here.
+    read_latency : int
+        Cycles from ``rd_addr`` to ``rd_data`` (at least 1). Here the extra cycles are
+        registers after the RAM's read port; with ``read_latency > 1``, ``rd_en`` gates only
+        the RAM itself, so ``rd_data`` follows it ``read_latency - 1`` cycles late.
 
     Attributes
     ----------
     rd_addr, rd_en : In
-        Read address and enable; ``rd_data`` is valid the cycle after, and holds while
-        ``rd_en`` is low.
+        Read address and enable; ``rd_data`` is valid ``read_latency`` cycles after, and
+        holds while ``rd_en`` is low.
     rd_data : Out(shape)
     wr_addr, wr_data, wr_en : In
         Write port.
     """
 
     def __init__(self, shape, depth: int, *, transparent: bool = False, init=(),
-                 single_port: bool = False):
+                 single_port: bool = False, read_latency: int = 1):
+        if not (isinstance(read_latency, int) and read_latency >= 1):
+            raise ValueError(f"read_latency must be an integer >= 1, not {read_latency!r}")
         self._shape = shape
+        self.read_latency = read_latency
         self._depth = max(1, depth)
         self._transparent = transparent
         self.single_port = single_port
@@ -82,6 +92,16 @@ class WordMemory(wiring.Component):
         rd = mem.read_port(transparent_for=(wr,) if self._transparent else ())
         m.d.comb += [
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
-            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en), self.rd_data.eq(rd.data),
+            rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en),
         ]
+        m.d.comb += self.rd_data.eq(delay(m, rd.data, self.read_latency - 1, "rd_q"))
         return m
+
+
+def delay(m, value, cycles: int, name: str = "dly"):
+    """``value`` through ``cycles`` registers in ``m``'s ``sync`` domain (itself if 0)."""
+    for i in range(cycles):
+        q = Signal(value.shape(), name=f"{name}{i}")
+        m.d.sync += q.eq(value)
+        value = q
+    return value
