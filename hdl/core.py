@@ -8,8 +8,9 @@ Architecture
 ``W1[i, b*P : b*P + P]`` (``NB1 = ceil(n_hid / P)``, ``NB2 = ceil(n_out / P)``; lanes past
 the end of a layer are padding, never spike, and their weights are ignored).
 
-Memories (all :class:`hdl.mem.WordMemory`: one read port, one write port, one cycle of read
-latency, so any of them can be replaced by a board's block RAM):
+Memories (all :class:`hdl.mem.WordMemory`: one read port, one write port, so any of them
+can be replaced by a board's block RAM; one cycle of read latency, except the two weight
+memories, which are read with ``weight_latency`` cycles):
 
 ============  =======================  ====================================================
 name          depth                    word
@@ -25,69 +26,88 @@ name          depth                    word
 ``hid_list``  ``NB1``                  ``(block, P-bit mask)`` of a hidden block with spikes
 ============  =======================  ====================================================
 
-One timestep is a sequence of phases; each scans blocks with a two-stage pipeline (issue
-the reads, then compute and write back the next cycle):
+The block pipeline
+------------------
+The sequencer (stage S0) issues at most one block a cycle; every stage after it starts
+from registers, so no path runs from the state machine into the arithmetic:
+
+* ``q[1]``: addresses the weight memories (read latency ``L = weight_latency``);
+* ``q[2] .. q[L]``: wait for them; ``q[L]`` addresses ``ns``, ``wk``, the rasters;
+* X: all the data of the block is there; compute, write ``wk`` (the one-cycle
+  read-modify-write loop of the accumulators, whatever ``L`` is; X forwards its own last
+  write, the only one a read can miss);
+* W: the updated weights are written (registered once more: deep weight memories fan out
+  to many blocks);
+* X2: ``UPD`` and ``DFAU`` write ``ns`` (``U`` takes the error projection);
+* Y: ``FIRE``'s spikes are appended to the hidden list, counted, shifted into ``s_out``.
+
+The error projection has a pipeline of its own that ends in X (``fb`` is read three
+stages before ``q[L]``, which for ``L < 3`` is ahead of the issue: the ``UPD`` scans visit
+the blocks in consecutive cycles). The sequencer waits for the pipeline only where it needs
+its results: ``INT_O`` takes the hidden list and ``ERR`` the output spikes once the last
+``FIRE`` block is in Y, and after the last step ``END`` waits ``L`` cycles.
+
+One timestep is a sequence of phases, each a scan of blocks through that pipeline:
 
 1. ``STEP`` (1 cycle): ``hstep = hash32(key2 ^ g)`` (the per-step half of the dither,
-   issued to the pipelined hash two cycles before), the label's target spike, and the
-   encoder is started.
+   presented to the pipelined hash during the step before), the label's target spike, and
+   the encoder is started.
 2. ``PRE`` (both layers): from the start-of-step ``V0, U0`` compute the gate, the update
-   ``d = gate ? sround(U0, shift, r) : 0`` (``r`` the top bits of ``hstep + n * 0x9E3779B9``, per
-   lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing the
-   weights into an accumulator that already holds the leaked state and saturating once at
-   the end equals ``sat(leak(V0) + I)`` because the accumulator is wide. The encoder scans
-   its ``n_in`` channels in parallel with this phase, appending the channel of every spike
-   to the input spike list (a memory of ``n_in`` words and a counter).
+   ``d = gate ? sround(U0, shift, r) : 0`` (``r`` the top bits of ``hstep + n * 0x9E3779B9``,
+   per lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing
+   the weights into an accumulator that already holds the leaked state and saturating once
+   at the end equals ``sat(leak(V0) + I)`` because the accumulator is wide. The encoder
+   scans its ``n_in`` channels in parallel with this phase, appending the channel of every
+   spike to the input spike list (a memory of ``n_in`` words and a counter).
 3. ``INT_H``: for each input spike (in list order: lowest index first) and each block
    ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning mode write back
    ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
 4. ``FIRE_H``: saturate, compare, reset; every block with a spike is appended to the hidden
    spike list as ``(block, P-bit mask)``; ``INT_O`` takes the mask's spikes lowest lane first.
 5. ``INT_O``, ``FIRE_O``: the same for the output layer; output spikes are counted.
-6. ``ERR`` (1 cycle): ``e = tgt - s_out`` and the centered error ``ec`` (eRBP only).
+6. ``ERR`` (2 cycles): ``e = tgt - s_out`` (eRBP only).
 7. ``UPD`` (both layers): ``U`` gets the leak and the error (through ``B`` for hidden
    neurons), and ``(V, U)`` is written to the state memory; this is where the trace port
    reports the end-of-step state.
 
+After the last step ``ARG`` forms the prediction (the lowest index of the largest count,
+one count a cycle).
+
 Cycle count
 -----------
 ``docs/cycles.md`` gives the formulas (one forward step costs
-``12 + max(NB1 + NB2, n_in) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles with ``n1(t)``
-input and ``n2(t)`` hidden spikes; integration dominates). :func:`cycles_per_step`,
+``15 + 2 L + max(NB1 + NB2, n_in + 1) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles
+with ``n1(t)`` input and ``n2(t)`` hidden spikes; integration dominates). :func:`cycles_per_step`,
 :func:`presentation_cycles` and :func:`synaptic_events` evaluate them, and
 ``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
 presentation.
 
 Hardware notes
 --------------
-* The two layers share one datapath per lane (only one layer is ever in the second
-  stage), so its cost is per lane, not per lane and layer.
+* The two layers share one datapath per lane (only one layer is ever in flight), so its
+  cost is per lane, not per lane and layer.
 * ``ns`` and ``wk`` hold both layers (layer 1 from word ``NB1``): one memory per kind
   saves block RAMs and the layer multiplexer. ``fb`` and the rasters are ``single_port``
   (never usefully read while written), so a board may put them in single-port RAM.
 * No memory needs read-before-write: a word read in the cycle it is written is never
-  used, except through the transparent ``wk`` (and the encoder's memory), so a board may
-  declare read-write collisions undefined (``boards/memory.py``). The host must not read and
-  write the weight port in the same cycle.
+  used, except through the transparent ``hid_list`` (and the encoder's memory), so a board
+  may declare read-write collisions undefined (``boards/memory.py``). The host must not read
+  and write the weight port in the same cycle.
 * The per-lane dither offset ``n * 0x9E3779B9`` is stepped by a register per lane (the PRE
   scans visit neurons in order), not multiplied. The scalar hash (keys, ``B``, the per-step
-  half of the dither) is pipelined in two register stages; in IDLE it hashes the seed, so
-  **the seed must be stable for two cycles before a command** (then the keys still fit in
-  the 3 cycles of ``KEYS`` and the cycle counts are unchanged).
-* The prediction is tracked as the output counts grow (no comparator tree over the counts).
-* The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
-  the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
-  stored, no negations. It is formed in the first stage (``fb`` is read a cycle ahead) and
-  registered, off the second stage's path.
+  half of the dither) is pipelined in ``HASH_LATENCY`` stages, one adder each; a learning
+  presentation starts by hashing the seed (``KEYS``).
 * ``B`` is not regenerated per use: it is hashed once per learning presentation into the
   ``fb`` memory (``n_hid x n_out`` bits), because the hidden error needs a whole row of
   ``B`` per neuron per step (``n_out`` hashes each on the fly).
+* The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
+  the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
+  stored, no negations.
 * Area and clock on the boards: ``boards/`` (``python -m boards.build``) reports them.
   The weight memories need one read and one write per cycle (read-modify-write pipeline),
   so ``w1`` cannot go to the UP5K's single-port SPRAM without halving the integration
   rate.
-* The runtime registers are sampled live: hold them stable during a presentation (the
-  seed from two cycles before the command).
+* The runtime registers are sampled live: hold them stable during a presentation.
 """
 
 import numpy as np
@@ -96,10 +116,15 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .encoder import Encoder
-from .hash import hash32_steps
+from .hash import STEPS as HASH_STEPS, hash32_steps
+from .mem import WordMemory
 
 PHI32 = 0x9E3779B9
-from .mem import WordMemory
+#: Register stages of the scalar hash (its input, then one per step): its users present
+#: their inputs this many cycles ahead.
+HASH_LATENCY = 1 + HASH_STEPS
+#: Largest supported ``weight_latency``.
+MAX_WEIGHT_LATENCY = 3
 
 __all__ = ["Core", "Mode", "MODE_NAMES", "regs_layout", "reg_values", "result_layout",
            "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles",
@@ -168,10 +193,12 @@ def trace_layout(cfg, lanes) -> data.StructLayout:
     })
 
 
-def cycles_per_step(cfg, lanes, n1, n2):
-    """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see above)."""
+def cycles_per_step(cfg, lanes, n1, n2, latency=1):
+    """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see
+    ``docs/cycles.md``); ``latency`` is the core's ``weight_latency``."""
     nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    return 12 + max(nb1 + nb2, cfg.n_in) + 2 * (nb1 + nb2) + n1 * nb1 + n2 * nb2
+    return (15 + 2 * latency + max(nb1 + nb2, cfg.n_in + 1) + 2 * (nb1 + nb2)
+            + n1 * nb1 + n2 * nb2)
 
 
 def _cmul(x, c):
@@ -237,12 +264,16 @@ class Core(wiring.Component):
         Neurons (and weights) processed per cycle, ``P``.
     memory : callable
         Memory factory with the :class:`hdl.mem.WordMemory` signature.
+    weight_latency : int
+        Read latency ``L`` (1 to 3) the core asks of the two weight memories; a board with
+        deep weight memories registers their blocks and multiplexer with ``L = 3``. Every
+        other memory has a latency of one cycle. The cycle counts grow with ``L`` (see
+        :func:`cycles_per_step`); the results do not change.
 
     Attributes
     ----------
     regs : In(regs_layout(cfg))
-        Runtime registers; hold them stable during a presentation (``seed`` also for two
-        cycles before the command).
+        Runtime registers; hold them stable during a presentation.
     cmd : In(stream.Signature(cmd_layout(cfg)))
         Start one presentation (mode, label). Accepted only when idle.
     x_in : In(stream.Signature(unsigned(in_bits)))
@@ -253,7 +284,7 @@ class Core(wiring.Component):
         Host weight port (only when idle): word ``i * NB1 + b`` of layer 0 is
         ``W1[i, b*P : b*P+P]``, word ``j * NB2 + b`` of layer 1 is ``W2[j, b*P : b*P+P]``.
     w_rdata : Out
-        Word read by ``w_re``, valid the next cycle.
+        The word at ``w_addr`` (``w_layer``) of :attr:`w_read_latency` cycles before.
     busy : Out(1)
     sample_counter : Out(32)
         Learning presentations so far (seeds the dither, spec 3).
@@ -269,14 +300,30 @@ class Core(wiring.Component):
         number of real lanes of an integration read-modify-write, 0 otherwise.
     """
 
-    def __init__(self, cfg, lanes: int = 1, memory=WordMemory):
+    def __init__(self, cfg, lanes: int = 1, memory=WordMemory, weight_latency: int = 1):
+        if not (isinstance(lanes, int) and lanes >= 1):
+            raise ValueError(f"lanes must be an integer >= 1, not {lanes!r}")
+        if weight_latency not in range(1, MAX_WEIGHT_LATENCY + 1):
+            raise ValueError(f"weight_latency must be 1..{MAX_WEIGHT_LATENCY}, not "
+                             f"{weight_latency!r}")
         self.cfg = cfg
         self.lanes = P = lanes
+        self.weight_latency = weight_latency
+        #: Cycles from ``w_addr`` to ``w_rdata`` on the host weight port.
+        self.w_read_latency = weight_latency + 1
         self.nb1 = _nblocks(cfg.n_hid, P)
         self.nb2 = _nblocks(cfg.n_out, P)
         self._memory = memory
         wword = data.ArrayLayout(signed(cfg.w_bits), P)
         self.w_words = (cfg.n_in * self.nb1, cfg.n_hid * self.nb2)
+        # one block in flight: what every pipeline stage carries
+        self._token = data.StructLayout({
+            "valid": 1, "op": range(5), "layer": 1,
+            "b": range(max(self.nb1, self.nb2, 2)),
+            "saddr": range(max(self.nb1 + self.nb2, 2)),
+            "waddr": range(max(max(self.w_words), 2)),
+            "first": 1, "t": range(max(cfg.timesteps, 2)),
+        })
         super().__init__({
             "regs": In(regs_layout(cfg)),
             "cmd": In(stream.Signature(cmd_layout(cfg))),
@@ -300,7 +347,7 @@ class Core(wiring.Component):
     # -----------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg, P, nb1, nb2 = self.cfg, self.lanes, self.nb1, self.nb2
+        cfg, P, nb1, nb2, L = self.cfg, self.lanes, self.nb1, self.nb2, self.weight_latency
         T, sb, wb = cfg.timesteps, cfg.state_bits, cfg.w_bits
         n_in, n_hid, n_out = cfg.n_in, cfg.n_hid, cfg.n_out
         smin, smax = cfg.s_min, cfg.s_max
@@ -318,13 +365,20 @@ class Core(wiring.Component):
         wkword = data.ArrayLayout(
             data.StructLayout({"acc": signed(aw), "d": signed(sb), "g": 1, "s": 1}), P)
 
-        m.submodules.w1 = w1 = mem(wword, n_in * nb1)
-        m.submodules.w2 = w2 = mem(wword, n_hid * nb2)
+        # The weights may be read with a longer latency (a board registers a deep memory's
+        # blocks and their multiplexer); nothing else may.
+        m.submodules.w1 = w1 = mem(wword, n_in * nb1, read_latency=L)
+        m.submodules.w2 = w2 = mem(wword, n_hid * nb2, read_latency=L)
+        for wm in (w1, w2):
+            if getattr(wm, "read_latency", 1) != L:
+                raise ValueError(f"the memory factory returned a weight memory with read "
+                                 f"latency {getattr(wm, 'read_latency', 1)}, not {L}")
         # One state and one working memory for both layers (layer 1 from word NB1 on): only
         # one layer is ever in the pipeline, and one memory saves block RAMs and a multiplexer.
         m.submodules.ns = ns = mem(nsword, nb1 + nb2)
-        # Transparent: with one block the read-modify-write revisits an address every cycle.
-        m.submodules.wk = wk = mem(wkword, nb1 + nb2, transparent=True)
+        # Not transparent: stage X forwards its own last write (below), the only one a read
+        # can miss (with one block the read-modify-write revisits an address every cycle).
+        m.submodules.wk = wk = mem(wkword, nb1 + nb2)
         # Never read (usefully) in a cycle they are written: a single-port RAM will do.
         m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1, single_port=True)
         m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1,
@@ -347,8 +401,8 @@ class Core(wiring.Component):
         tgt = Signal()                # target spike of the label neuron in this step
         tgt_cnt = Signal(range(T + 1))
         counts = Array(Signal(range(T + 1), name=f"count{k}") for k in range(n_out))
-        best = Signal(range(T + 1))              # the largest count so far
-        best_k = Signal(range(max(n_out, 2)))    # the lowest index with that count
+        best = Signal(range(T + 1))              # ARG: the largest count so far
+        best_k = Signal(range(max(n_out, 2)))    # ARG: the lowest index with that count
         s_out = Signal(nb2 * P)
         # Spike lists (spec 8: the order of synaptic events does not matter; these keep the
         # lowest index first anyway). Inputs: the channel of every input spike of the step,
@@ -376,92 +430,111 @@ class Core(wiring.Component):
         ew = T.bit_length() + 1     # |e| <= T (DFA: count differences; eRBP: -1..1)
         e = Array(Signal(signed(ew), name=f"e{k}") for k in range(n_out))
         # The centered error ec[k] = n_out e[k] - sum_m e[m] (spec 6.1) is not stored: the
-        # hidden projection is formed from e and this sum (see the stage-0 projection).
+        # hidden projection is formed from e and this sum (see the projection pipeline).
         esum = Signal(signed(ew + n_out.bit_length()))
         e_in = [Signal(signed(ew), name=f"e_in{k}") for k in range(n_out)]
         load_e = Signal()
         with m.If(load_e):
-            m.d.sync += esum.eq(sum(e_in))
             for k in range(n_out):
                 m.d.sync += e[k].eq(e_in[k])
 
         # ---- scalar hash (keys, feedback matrix, per-step dither half) ------------------------
-        # Pipelined (steps 0-1, then 2-4, both registered): ``h_q`` is the hash of the ``h_in``
-        # of two cycles before, so every user presents its input two cycles ahead. When nothing
-        # else needs it the input is the seed, so that in IDLE ``h_q`` is hash32(seed) (the
-        # seed must be stable for two cycles before a command) and the keys fit in KEYS.
+        # Pipelined in HASH_LATENCY register stages (the input, then one adder step each):
+        # ``h_q`` is the hash of the ``h_in`` of HASH_LATENCY cycles before, so every user
+        # presents its input that many cycles ahead.
         h_in = Signal(32)
-        h_mid = Signal(32)
-        h_q = Signal(32)
         m.d.comb += h_in.eq(regs.seed)
-        m.d.sync += [h_mid.eq(hash32_steps(h_in, 0, 2)), h_q.eq(hash32_steps(h_mid, 2))]
-        # issue side of the feedback-matrix hashes: row ji, bit ki, two cycles ahead of FB
+        h_st = Signal(32, name="h_st0")
+        m.d.sync += h_st.eq(h_in)
+        for i in range(HASH_STEPS):
+            nxt = Signal(32, name=f"h_st{i + 1}")
+            m.d.sync += nxt.eq(hash32_steps(h_st, i, i + 1))
+            h_st = nxt
+        h_q = h_st
+        # issue side of the feedback-matrix hashes: row ji, bit ki, HASH_LATENCY ahead of FB
+        # (past the last row it issues the first step's hash: the matrix may have fewer bits
+        # than the hash has stages)
         ji = Signal(range(nb1 * P + 1))
         ki = Signal(range(max(n_out, 2)))
         fb_issue = Signal()
-        with m.If(fb_issue):
+        fb_rows_done = ji == nb1 * P
+        fb_h_in = Mux(fb_rows_done, key2 ^ g, key1 ^ ji ^ ((ki >> 5) << 16))
+        with m.If(fb_issue & ~fb_rows_done):
             m.d.sync += ki.eq(ki + 1)
             with m.If(ki == n_out - 1):
                 m.d.sync += [ki.eq(0), ji.eq(ji + 1)]
 
-        # ---- scan / integrate counters and the pipeline's second stage --------------------------
+        # ---- the block pipeline ------------------------------------------------------------------
+        # S0 (the sequencer) issues at most one block a cycle into q[1]; q[1] addresses the
+        # weight memories, q[L] every other per-block memory, so that all the data of a block
+        # arrives together in stage X, which computes and writes back ns / wk (the
+        # read-modify-write loop of wk stays one cycle long whatever L is). The weight write
+        # is registered once more (stage W), spike bookkeeping of FIRE happens in stage Y.
         b = Signal(range(max(nb1, nb2, 2) + 1))
         cur = Signal(range(max(n_in, nb1 * P, 2)))
         cur_valid = Signal()
         int_first = Signal()
-        p1_valid = Signal()
-        p1_op = Signal(range(5))
-        p1_layer = Signal()
-        p1_b = Signal(range(max(nb1, nb2, 2)))
-        p1_waddr = Signal(range(max(max(self.w_words), 2)))
         rbase_h = Signal(range(T * nb1 + 1))       # t * NB1: raster row of this step
         rbase_o = Signal(range(T * nb2 + 1))
+        idle = Signal()
 
-        m.d.sync += p1_valid.eq(0)
+        tok = self._token
+        s0 = Signal(tok)                            # what S0 issues in this cycle
+        q = [None] + [Signal(tok, name=f"q{i}") for i in range(1, L + 1)]
+        xs = Signal(tok)                            # stage X
+        qL = q[L]
+        # Not issuing, S0 forwards the host weight port: a host read is the X-stage weight
+        # data (wd) L + 1 cycles later.
+        m.d.comb += [s0.b.eq(b), s0.first.eq(first), s0.t.eq(t), s0.layer.eq(self.w_layer),
+                     s0.waddr.eq(self.w_addr), s0.saddr.eq(Mux(s0.layer, nb1 + b, b))]
+        m.d.sync += q[1].eq(s0)
+        for i in range(2, L + 1):
+            m.d.sync += q[i].eq(q[i - 1])
+        m.d.sync += xs.eq(qL)
+        # no block before stage Y: FIRE's bookkeeping (hidden list, output spikes) is then
+        # complete by the end of this cycle
+        drained = ~Cat(*[q[i].valid for i in range(1, L + 1)], xs.valid).any()
 
-        s0_layer = Signal()           # layer of the block issued in this cycle
-        s0_dfau = Signal()            # a DFAU block is issued in this cycle
         upd_h_issue = Signal()        # an UPD or DFAU block of layer 0 is issued
 
-        def issue(op, layer, waddr=0):
-            m.d.comb += s0_layer.eq(layer)
-            if op == OP_DFAU:
-                m.d.comb += s0_dfau.eq(1)
+        def issue(op, layer, waddr=None):
+            m.d.comb += [s0.valid.eq(1), s0.op.eq(op), s0.layer.eq(layer)]
+            if waddr is not None:
+                m.d.comb += s0.waddr.eq(waddr)
             if op in (OP_UPD, OP_DFAU) and layer == 0:
                 m.d.comb += upd_h_issue.eq(1)
-            m.d.sync += [p1_valid.eq(1), p1_op.eq(op), p1_layer.eq(layer), p1_b.eq(b),
-                         p1_waddr.eq(waddr)]
 
-        # Stage 0 addresses: every per-neuron memory is read at block b, the weight memories
-        # at (presynaptic neuron, b), the raster at this step's row. The data of the issuing
-        # cycle is used by stage 1 the next cycle, whatever the phase.
-        idle = Signal()
+        # addresses: the weights from q[1], every other per-block memory from q[L]
+        m.d.comb += [w1.rd_addr.eq(q[1].waddr), w2.rd_addr.eq(q[1].waddr)]
         for nm in (ns, wk):
-            m.d.comb += nm.rd_addr.eq(Mux(s0_layer, nb1 + b, b))
-        # fb is read two cycles ahead (the projection sums its row the cycle before the block
-        # is issued): block b + 2 while layer-0 updates are issued, block 1 in the cycle
-        # before they start (ERR, DFA_E), block 0 otherwise
-        m.d.comb += fb.rd_addr.eq(Mux(upd_h_issue, b + 2, Mux(load_e, 1, 0)))
-        m.d.comb += [rs_h.rd_addr.eq(rbase_h + b), rs_o.rd_addr.eq(rbase_o + b)]
-        with m.If(idle):
-            m.d.comb += [w1.rd_addr.eq(self.w_addr), w2.rd_addr.eq(self.w_addr)]
-        with m.Else():
-            m.d.comb += [w1.rd_addr.eq(_cmul(cur, nb1) + b), w2.rd_addr.eq(_cmul(cur, nb2) + b)]
+            m.d.comb += nm.rd_addr.eq(qL.saddr)
+        m.d.comb += [rs_h.rd_addr.eq(rbase_h + qL.b), rs_o.rd_addr.eq(rbase_o + qL.b)]
+        # fb feeds a three-stage projection pipeline that ends in q[L]: it is read in stage
+        # L - 3, which for L < 3 is ahead of S0 (the UPD scans visit blocks in consecutive
+        # cycles from block 0, so the block 3 - L ahead, or the first ones in the cycles
+        # before the scan).
+        ahead = 3 - L
+        upd_next = Signal()           # ERR2, DFA_E2: the UPD scan starts next cycle
+        with m.If(upd_next):
+            m.d.sync += esum.eq(sum(e))    # of the errors loaded the cycle before
+        if ahead > 0:
+            m.d.comb += fb.rd_addr.eq(Mux(upd_h_issue, b + ahead, Mux(upd_next, ahead - 1, 0)))
+        else:
+            m.d.comb += fb.rd_addr.eq(b if L == 3 else q[L - 3].b)
 
         # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
         # hstep = hash32(key2 ^ g) is h_q in the STEP cycle.
         lr_h = Mux(dfa_learn, regs.dfa_shift_hid, regs.lr_shift_hid)
         lr_o = Mux(dfa_learn, regs.dfa_shift_out, regs.lr_shift_out)
-        shift0 = Mux(s0_layer, lr_o, lr_h)
         shift = Signal(range(25))
-        m.d.sync += shift.eq(shift0)
+        m.d.sync += shift.eq(Mux(qL.layer, lr_o, lr_h))
         # n * PHI32 is not multiplied out: r is only used by the PRE scans, which visit the
         # blocks in order (layer 0 from block 0, then layer 1 from block 0), so x itself is a
         # register per lane: hstep + l PHI32 at the step's start, then stepped by P PHI32 as
-        # stage 1 finishes each PRE block (to n_hid + l after the last hidden block).
+        # stage X finishes each PRE block (to n_hid + l after the last hidden block).
         phi_start = Signal()
-        p1_pre = p1_valid & (p1_op == OP_PRE)
-        p1_last_h = ~p1_layer & (p1_b == nb1 - 1)
+        x_pre = xs.valid & (xs.op == OP_PRE)
+        x_last_h = ~xs.layer & (xs.b == nb1 - 1)
         step_a = P * PHI32 % 2**32
         step_b = (n_hid - (nb1 - 1) * P) * PHI32 % 2**32
         r = []
@@ -469,80 +542,114 @@ class Core(wiring.Component):
             xl = Signal(32, name=f"x{l}")
             with m.If(phi_start):
                 m.d.sync += xl.eq((h_q + l * PHI32 % 2**32)[:32] if l else h_q)
-            with m.Elif(p1_pre):
-                m.d.sync += xl.eq((xl + Mux(p1_last_h, step_b, step_a))[:32])
+            with m.Elif(x_pre):
+                m.d.sync += xl.eq((xl + Mux(x_last_h, step_b, step_a))[:32])
             r.append(xl)
 
-        # ---- error projection, formed in stage 0 and registered ---------------------------------
+        # ---- error projection: four stages, the last one X -------------------------------------
         # hidden: sum_k B[j, k] ec[k] with ec[k] = n_out e[k] - esum and B = +-1 is
         # 2 (n_out S - c esum), S the sum of e[k] over the c outputs with B[j, k] = +1;
         # output: e[k]. UPD adds it shifted by err_shift, DFAU takes it as it is.
-        # S and c are summed the cycle before the issue (from the errors being loaded, in
-        # ERR / DFA_E) and registered.
-        esh0 = Mux(s0_layer, regs.err_shift_out, regs.err_shift_hid)
-        e_next = [Mux(load_e, e_in[k], e[k]) for k in range(n_out)]
+        # Stage 1 sums S and c from the fb row, stage 2 forms 2 (n_out S - c esum), stage 3
+        # (q[L]) picks the layer's value, stage 4 (X) shifts it; stage X2 uses it. For L = 1
+        # stage 1 of the first block is the cycle after the errors are loaded (ERR2,
+        # DFA_E2).
+        psh = Signal(range(sb - 1))
+        m.d.sync += psh.eq(Mux(qL.op == OP_DFAU, 0,
+                               Mux(qL.layer, regs.err_shift_out, regs.err_shift_hid)))
         proj_q = []
         for l in range(P):
-            bits0 = fb.rd_data[l]
+            bits = fb.rd_data[l]
             S = Signal(signed(ew + n_out.bit_length()), name=f"S{l}")
             c = Signal(range(n_out + 1), name=f"c{l}")
-            m.d.sync += [S.eq(sum(Mux(bits0[k], e_next[k], 0) for k in range(n_out))),
-                         c.eq(sum(bits0[k] for k in range(n_out)))]
-            proj_h = (_cmul(S, n_out) - c * esum) << 1
-            proj0 = Mux(s0_layer, e[_cmul(b, P) + l], proj_h)
+            m.d.sync += [S.eq(sum(Mux(bits[k], e[k], 0) for k in range(n_out))),
+                         c.eq(sum(bits[k] for k in range(n_out)))]
+            ph_v = (_cmul(S, n_out) - c * esum) << 1
+            ph = Signal(ph_v.shape(), name=f"ph{l}")
+            m.d.sync += ph.eq(ph_v)
+            sel = Signal(ph_v.shape(), name=f"psel{l}")
+            m.d.sync += sel.eq(Mux(qL.layer, e[_cmul(qL.b, P) + l], ph))
             # Only sat(U + proj) is ever formed, with |U| < 2**(sb-1): clamping proj to
             # sb + 1 bits first changes nothing, and the shift then needs no wide result.
             pq = Signal(signed(sb + 1), name=f"proj{l}")
-            m.d.sync += pq.eq(_shl_sat(proj0, Mux(s0_dfau, 0, esh0), sb + 1))
+            m.d.sync += pq.eq(_shl_sat(sel, psh, sb + 1))
             proj_q.append(pq)
 
-        # ---- stage 1: one datapath per lane, shared by the two layers ---------------------------
+        # ---- stage X: one datapath per lane, shared by the two layers ---------------------------
         # Only one layer is ever in flight, so the layer's memory words are multiplexed into
         # a single set of lane datapaths (leak shifters, dither rounding, saturation, error
         # projection) instead of building one per layer.
-        hid = ~p1_layer
+        xv = xs.valid
+        hid = ~xs.layer
         nsd = Signal(nsword)
         wkd = Signal(wkword)
         wd = Signal(wword)
-        m.d.comb += [
-            nsd.eq(ns.rd_data), wkd.eq(wk.rd_data),
-            wd.eq(Mux(p1_layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
-        ]
-        nsw = Signal(nsword)
         wkw = Signal(wkword)
         ww = Signal(wword)
-        ns_we, wk_we, w_we = Signal(), Signal(), Signal()
-        p1_addr = Mux(p1_layer, nb1 + p1_b, p1_b)
-        m.d.comb += [ns.wr_addr.eq(p1_addr), ns.wr_data.eq(nsw), ns.wr_en.eq(p1_valid & ns_we),
-                     wk.wr_addr.eq(p1_addr), wk.wr_data.eq(wkw), wk.wr_en.eq(p1_valid & wk_we)]
-        for L, wm in enumerate((w1, w2)):
-            sel = p1_valid & (p1_layer == L)
-            with m.If(sel & w_we):
-                m.d.comb += [wm.wr_addr.eq(p1_waddr), wm.wr_data.eq(ww), wm.wr_en.eq(1)]
+        wk_we, x_wwe = Signal(), Signal()
+        m.d.comb += [wk.wr_addr.eq(xs.saddr), wk.wr_data.eq(wkw), wk.wr_en.eq(xv & wk_we)]
+        # the word this block read was written by the block before it in the same cycle:
+        # take that write instead (read-after-write forwarding)
+        # (decided a stage ahead: the block in q[L] reads what the block in X writes)
+        fw_sel = Signal()
+        fw_data = Signal(wkword)
+        x_writes_wk = xv & ((xs.op == OP_PRE) | (xs.op == OP_INT) | (xs.op == OP_FIRE))
+        m.d.sync += [fw_sel.eq(x_writes_wk & (xs.saddr == qL.saddr)), fw_data.eq(wkw)]
+        m.d.comb += [
+            nsd.eq(ns.rd_data),
+            wkd.eq(Mux(fw_sel, fw_data.as_value(), wk.rd_data.as_value())),
+            wd.eq(Mux(xs.layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
+            self.w_rdata.eq(wd),
+        ]
+        # stage X2: UPD and DFAU write the state a cycle after X (ns is never read back
+        # sooner: its next reader is the following PRE scan)
+        x2 = Signal(tok)
+        x2_lk = Signal(data.ArrayLayout(signed(sb), P))   # leak(U0)
+        x2_v = Signal(data.ArrayLayout(signed(sb), P))    # V at the end of the step
+        x2_s = Signal(P)
+        m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
 
-        theta = Mux(p1_layer, regs.theta_out, regs.theta_hid)
-        bmin = Mux(p1_layer, regs.bmin_out, regs.bmin_hid)
-        bmax = Mux(p1_layer, regs.bmax_out, regs.bmax_hid)
-        last_b = Mux(p1_layer, nb2 - 1, nb1 - 1)
+        # stage W: the weight write (learning, or the host's port while idle), registered
+        wq_en, wq_layer = Signal(), Signal()
+        wq_addr = Signal(range(max(max(self.w_words), 2)))
+        wq_data = Signal(wword)
+        m.d.sync += wq_en.eq(0)
+        with m.If(idle & self.w_we):
+            m.d.sync += [wq_en.eq(1), wq_layer.eq(self.w_layer), wq_addr.eq(self.w_addr),
+                         wq_data.eq(self.w_wdata)]
+        with m.Elif(xv & x_wwe):
+            m.d.sync += [wq_en.eq(1), wq_layer.eq(xs.layer), wq_addr.eq(xs.waddr),
+                         wq_data.eq(ww)]
+        for L_, wm in enumerate((w1, w2)):
+            m.d.comb += [wm.wr_addr.eq(wq_addr), wm.wr_data.eq(wq_data),
+                         wm.wr_en.eq(wq_en & (wq_layer == L_))]
+
+        # the layer's registers, selected a stage ahead
+        theta, bmin, bmax = (Signal(signed(sb), name=n) for n in ("theta", "bmin", "bmax"))
+        m.d.sync += [theta.eq(Mux(qL.layer, regs.theta_out, regs.theta_hid)),
+                     bmin.eq(Mux(qL.layer, regs.bmin_out, regs.bmin_hid)),
+                     bmax.eq(Mux(qL.layer, regs.bmax_out, regs.bmax_hid))]
+        last_b = Mux(xs.layer, nb2 - 1, nb1 - 1)
         tr = self.trace
         spikes, gates, oks = [], [], []
         for l in range(P):
             # lanes past the end of a layer (its last block only) are padding
             pad_h = l >= n_hid - (nb1 - 1) * P
             pad_o = l >= n_out - (nb2 - 1) * P
-            lane_ok = ~(Mux(p1_layer, pad_o, pad_h) & (p1_b == last_b))
+            lane_ok = ~(Mux(xs.layer, pad_o, pad_h) & (xs.b == last_b))
             oks.append(lane_ok)
-            v0 = Mux(first, 0, nsd[l].v)
-            u0 = Mux(first, 0, nsd[l].u)
-            gate_rs = Mux(p1_layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
+            v0 = Mux(xs.first, 0, nsd[l].v)
+            u0 = Mux(xs.first, 0, nsd[l].u)
+            gate_rs = Mux(xs.layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
             # one leak shifter per lane: PRE leaks V, UPD leaks U
-            lk_v = p1_op == OP_PRE
+            lk_v = xs.op == OP_PRE
             lk = _leak(Mux(lk_v, v0, u0), Mux(lk_v, regs.leak_v, regs.leak_u))
             v = _sat(wkd[l].acc, smin, smax)
             s = (v >= theta) & lane_ok
             spikes.append(s)
             gates.append(wkd[l].g)
-            with m.Switch(p1_op):
+            m.d.sync += [x2_lk[l].eq(lk), x2_v[l].eq(wkd[l].acc), x2_s[l].eq(wkd[l].s)]
+            with m.Switch(xs.op):
                 with m.Case(OP_PRE):
                     gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
                     # sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
@@ -555,88 +662,79 @@ class Core(wiring.Component):
                 with m.Case(OP_INT):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
                                  wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g),
-                                 w_we.eq(learn), ww[l].eq(_sat(wd[l] + wkd[l].d, wmin, wmax))]
+                                 x_wwe.eq(learn), ww[l].eq(_sat(wd[l] + wkd[l].d, wmin, wmax))]
                 with m.Case(OP_FIRE):
                     vr = Mux(regs.reset_zero, 0, v - theta)
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(Mux(s, vr, v)),
                                  wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g), wkw[l].s.eq(s)]
-                with m.Case(OP_UPD):
-                    un = _sat(lk + proj_q[l], smin, smax)
-                    m.d.comb += [ns_we.eq(1), nsw[l].v.eq(wkd[l].acc), nsw[l].u.eq(un),
-                                 tr.v[l].eq(wkd[l].acc), tr.u[l].eq(un), tr.s[l].eq(wkd[l].s)]
-                with m.Case(OP_DFAU):
-                    m.d.comb += [ns_we.eq(1), nsw[l].u.eq(_sat(proj_q[l], smin, smax))]
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
-        with m.If(p1_valid & (p1_op == OP_INT)):
+        with m.If(xv & (xs.op == OP_INT)):
             m.d.comb += self.syn_events.eq(sum(oks))
-
-        sv = Cat(*spikes)
-        gv = Cat(*gates)
-        with m.If(p1_valid & (p1_op == OP_FIRE)):
-            # blocks arrive in order: a block with spikes is appended to the hidden list
-            with m.If(hid):
-                with m.If(sv.any()):
-                    m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(p1_b),
-                                 hid_list.wr_data.mask.eq(sv), hid_list.wr_en.eq(1)]
-                    m.d.sync += hid_n.eq(hid_n + 1)
-            with m.Else():
-                m.d.sync += s_out.eq(Cat(s_out[P:], sv) if nb2 > 1 else sv)
-                for k in range(n_out):
-                    with m.If((p1_b == k // P) & spikes[k % P]):
-                        m.d.sync += counts[k].eq(counts[k] + 1)
-                # The prediction follows the counts: a neuron whose new count exceeds the
-                # best, or equals it with a lower index, becomes the best. Counts only grow by
-                # one, so at the end the best is the lowest index of the largest count. The
-                # block's lanes are taken in index order.
-                bv, bk = best, best_k
-                for l in range(P):
-                    k = _cmul(p1_b, P) + l
-                    c1 = counts[k] + 1
-                    better = spikes[l] & ((c1 > bv) | ((c1 == bv) & (k < bk)))
-                    bv, bk = Mux(better, c1, bv), Mux(better, k, bk)
-                m.d.sync += [best.eq(bv), best_k.eq(bk)]
-            # DFA forward phase: record hidden spikes and both layers' gates
-            with m.If(~dfa_learn & (mode == Mode.DFA)):
-                m.d.comb += [rs_h.wr_addr.eq(rbase_h + p1_b), rs_h.wr_data.s.eq(sv),
-                             rs_h.wr_data.g.eq(gv), rs_h.wr_en.eq(hid),
-                             rs_o.wr_addr.eq(rbase_o + p1_b), rs_o.wr_data.eq(gv),
-                             rs_o.wr_en.eq(p1_layer)]
-        with m.If(p1_valid & (p1_op == OP_UPD)):
-            m.d.comb += [tr.valid.eq(1), tr.layer.eq(p1_layer), tr.t.eq(t), tr.block.eq(p1_b)]
+        # stage X2: the end-of-step state (UPD; DFAU sets U only, V is not used again)
+        nsw = Signal(nsword)
+        upd = x2.op == OP_UPD
+        for l in range(P):
+            un = _sat(Mux(upd, x2_lk[l], 0) + proj_q[l], smin, smax)
+            m.d.comb += [nsw[l].v.eq(Mux(upd, x2_v[l], 0)), nsw[l].u.eq(un),
+                         tr.v[l].eq(x2_v[l]), tr.u[l].eq(un), tr.s[l].eq(x2_s[l])]
+        m.d.comb += [ns.wr_addr.eq(x2.saddr), ns.wr_data.eq(nsw), ns.wr_en.eq(x2.valid)]
+        with m.If(x2.valid & upd):
+            m.d.comb += [tr.valid.eq(1), tr.layer.eq(x2.layer), tr.t.eq(x2.t),
+                         tr.block.eq(x2.b)]
         # DFA learning phase: the hidden spikes of the step are replayed from the raster
-        with m.If(p1_valid & (p1_op == OP_PRE) & dfa_learn & hid & rs_h.rd_data.s.any()):
-            m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(p1_b),
+        with m.If(x_pre & dfa_learn & hid & rs_h.rd_data.s.any()):
+            m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(xs.b),
                          hid_list.wr_data.mask.eq(rs_h.rd_data.s), hid_list.wr_en.eq(1)]
             m.d.sync += hid_n.eq(hid_n + 1)
+
+        # ---- stage Y: what FIRE's spikes change outside the lane datapaths ----------------------
+        y_valid, y_layer = Signal(), Signal()
+        y_b = Signal(range(max(nb1, nb2, 2)))
+        y_s, y_g = Signal(P), Signal(P)
+        m.d.sync += [y_valid.eq(xv & (xs.op == OP_FIRE)), y_layer.eq(xs.layer), y_b.eq(xs.b),
+                     y_s.eq(Cat(*spikes)), y_g.eq(Cat(*gates))]
+        with m.If(y_valid):
+            # blocks arrive in order: a block with spikes is appended to the hidden list
+            with m.If(~y_layer):
+                with m.If(y_s.any()):
+                    m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(y_b),
+                                 hid_list.wr_data.mask.eq(y_s), hid_list.wr_en.eq(1)]
+                    m.d.sync += hid_n.eq(hid_n + 1)
+            with m.Else():
+                m.d.sync += s_out.eq(Cat(s_out[P:], y_s) if nb2 > 1 else y_s)
+                for k in range(n_out):
+                    with m.If((y_b == k // P) & y_s[k % P]):
+                        m.d.sync += counts[k].eq(counts[k] + 1)
+            # DFA forward phase: record hidden spikes and both layers' gates
+            with m.If(~dfa_learn & (mode == Mode.DFA)):
+                m.d.comb += [rs_h.wr_addr.eq(rbase_h + y_b), rs_h.wr_data.s.eq(y_s),
+                             rs_h.wr_data.g.eq(y_g), rs_h.wr_en.eq(~y_layer),
+                             rs_o.wr_addr.eq(rbase_o + y_b), rs_o.wr_data.eq(y_g),
+                             rs_o.wr_en.eq(y_layer)]
         with m.If(list_reset):
             m.d.sync += [in_n.eq(0), hid_n.eq(0)]
 
         # ---- host ports -------------------------------------------------------------------------
-        rlayer = Signal()
-        m.d.sync += rlayer.eq(self.w_layer)
-        m.d.comb += self.w_rdata.eq(Mux(rlayer, w2.rd_data.as_value(), w1.rd_data.as_value()))
-        with m.If(idle & self.w_we):
-            with m.If(self.w_layer):
-                m.d.comb += [w2.wr_addr.eq(self.w_addr), w2.wr_data.eq(self.w_wdata),
-                             w2.wr_en.eq(1)]
-            with m.Else():
-                m.d.comb += [w1.wr_addr.eq(self.w_addr), w1.wr_data.eq(self.w_wdata),
-                             w1.wr_en.eq(1)]
         m.d.comb += [enc.x_in.payload.eq(self.x_in.payload),
                      enc.x_in.valid.eq(self.x_in.valid & idle),
                      self.x_in.ready.eq(enc.x_in.ready & idle)]
 
-        # encoder spikes: the core always accepts them (channel 0 first); spikes are listed
+        # encoder spikes: the core always accepts them (channel 0 first); spikes are listed,
+        # a cycle later (registered: the encoder's RAM and adder are a path of their own);
+        # enc_busy covers that cycle
         m.d.comb += enc.spikes.ready.eq(1)
-        with m.If(enc.spikes.valid):
-            with m.If(enc.spikes.payload.spike):
-                m.d.comb += [in_list.wr_addr.eq(in_n),
-                             in_list.wr_data.eq(enc.spikes.payload.chan), in_list.wr_en.eq(1)]
-                m.d.sync += in_n.eq(in_n + 1)
+        sp_valid = Signal()
+        sp_chan = Signal.like(enc.spikes.payload.chan)
+        enc_busy_q = Signal()
+        m.d.sync += [sp_valid.eq(enc.spikes.valid & enc.spikes.payload.spike),
+                     sp_chan.eq(enc.spikes.payload.chan), enc_busy_q.eq(enc.busy)]
+        enc_busy = enc.busy | enc_busy_q
+        with m.If(sp_valid):
+            m.d.comb += [in_list.wr_addr.eq(in_n), in_list.wr_data.eq(sp_chan),
+                         in_list.wr_en.eq(1)]
+            m.d.sync += in_n.eq(in_n + 1)
 
-        # prediction: most spikes, ties to the lowest index; kept up to date as the counts
-        # grow (see the output FIRE above), so no comparator tree over all the counts
         m.d.comb += self.result.payload.pred.eq(best_k)
         for k in range(n_out):
             m.d.comb += self.result.payload.counts[k].eq(counts[k])
@@ -681,7 +779,7 @@ class Core(wiring.Component):
                     with m.Else():
                         m.d.sync += cur_valid.eq(0)
             with m.If(cur_valid):
-                issue(OP_INT, layer, cur * nb + b)
+                issue(OP_INT, layer, _cmul(cur, nb) + b)
                 with m.If(b != nb - 1):
                     m.d.sync += b.eq(b + 1)
             with m.If(~int_first & ~cur_valid):
@@ -698,13 +796,23 @@ class Core(wiring.Component):
                     m.d.sync += b.eq(0)
                     m.next = next_state
 
+        # What the hash is given during a step: the next step's hstep (g is the next step's
+        # by then; after the forward phase of DFA, the first learning step's, g = base). A step
+        # is longer than HASH_LATENCY cycles, so the next STEP always finds its hash ready.
+        def next_step_hash(learning=False):
+            if learning:
+                m.d.comb += h_in.eq(key2 ^ g)
+            else:
+                m.d.comb += h_in.eq(key2 ^ Mux((t == T - 1) & (mode == Mode.DFA), base, g))
+
         # ---- sequencer -------------------------------------------------------------------------
-        kc = Signal(2)
+        kc = Signal(range(max(3 * HASH_LATENCY, MAX_WEIGHT_LATENCY + 1)))
         bj = Signal(range(max(nb1, 2)))
         lj = Signal(range(max(P, 2)))
         jj = Signal(range(max(nb1 * P, 2)))
         kk = Signal(range(max(n_out, 2)))
         fb_sr = Signal(P * n_out)
+        H = HASH_LATENCY
 
         with m.FSM(name="seq"):
             with m.State("IDLE"):
@@ -713,46 +821,45 @@ class Core(wiring.Component):
                     # base = counter * T mod 2**32; T is a constant, so this is a few adders
                     m.d.sync += [counter.eq(self.counter_wdata),
                                  base.eq(_cmul(self.counter_wdata, T)[:32])]
-                # h0 = hash32(seed); on a command key1 = hash32(h0 ^ 1) is issued at once
-                m.d.sync += h0.eq(h_q)
                 with m.If(self.cmd.valid):
-                    m.d.comb += h_in.eq(h_q ^ 1)
+                    # (the hash's input is the seed here: KEYS starts from hash32(seed))
                     m.d.sync += [ji.eq(0), ki.eq(0)]
                     m.d.sync += [mode.eq(self.cmd.payload.mode), label.eq(self.cmd.payload.label),
                                  t.eq(0), g.eq(base), tacc.eq(0), tgt_cnt.eq(0), first.eq(1),
                                  dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
                                  jj.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
                     m.d.sync += [counts[k].eq(0) for k in range(n_out)]
-                    m.d.sync += [best.eq(0), best_k.eq(0)]
                     with m.If(self.cmd.payload.mode == Mode.INFER):
                         m.next = "STEP"
                     with m.Else():
                         m.next = "KEYS"
 
             with m.State("KEYS"):
-                # key(domain) = hash32(hash32(seed) ^ domain): key1 issued in IDLE, key2 here;
-                # then the first feedback-matrix hashes are issued (row 0 needs key1 at once)
+                # key(domain) = hash32(hash32(seed) ^ domain): hash32(seed) was issued with the
+                # command, key1 and key2 are issued when it appears; then the feedback-matrix
+                # hashes are issued from the cycle key1 appears (row 0 takes it at once), H
+                # cycles ahead of FB (3H - 1 cycles)
                 m.d.sync += kc.eq(kc + 1)
-                with m.Switch(kc):
-                    with m.Case(0):
-                        m.d.comb += h_in.eq(h0 ^ 2)
-                    with m.Case(1):
-                        m.d.comb += [h_in.eq(h_q), fb_issue.eq(1)]
-                        m.d.sync += key1.eq(h_q)
-                    with m.Case(2):
-                        m.d.comb += [h_in.eq(key1 ^ ji ^ ((ki >> 5) << 16)), fb_issue.eq(1)]
-                        m.d.sync += key2.eq(h_q)
-                        m.next = "FB"
+                with m.If(kc == H - 1):
+                    m.d.comb += h_in.eq(h_q ^ 1)
+                    m.d.sync += h0.eq(h_q)
+                with m.If(kc == H):
+                    m.d.comb += h_in.eq(h0 ^ 2)
+                with m.If(kc == 2 * H - 1):
+                    m.d.comb += [h_in.eq(h_q), fb_issue.eq(1)]
+                    m.d.sync += key1.eq(h_q)
+                with m.If(kc >= 2 * H):
+                    m.d.comb += [h_in.eq(fb_h_in), fb_issue.eq(1)]
+                with m.If(kc == 2 * H):
+                    m.d.sync += key2.eq(h_q)
+                with m.If(kc == 3 * H - 2):
+                    m.next = "FB"
 
             with m.State("FB"):
                 # B[j, k] = bit (k mod 32) of hash32(key1 ^ j ^ ((k >> 5) << 16)): one bit a
-                # cycle, shifted into the P-row word of the feedback RAM
-                # issued two rows ahead; the last two issues are the first step's hash
-                m.d.comb += fb_issue.eq(1)
-                with m.If(ji == nb1 * P):
-                    m.d.comb += h_in.eq(key2 ^ g)
-                with m.Else():
-                    m.d.comb += h_in.eq(key1 ^ ji ^ ((ki >> 5) << 16))
+                # cycle, shifted into the P-row word of the feedback RAM; issued H bits ahead,
+                # the last H issues are the first step's hash
+                m.d.comb += [fb_issue.eq(1), h_in.eq(fb_h_in)]
                 bit = h_q.bit_select(kk[:5], 1)
                 sr = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
                 m.d.sync += [fb_sr.eq(sr), kk.eq(kk + 1)]
@@ -771,56 +878,87 @@ class Core(wiring.Component):
                 m.d.sync += [tacc.eq(tsum[:cfg.in_bits]), tgt.eq(tsum[cfg.in_bits])]
                 with m.If(tsum[cfg.in_bits]):
                     m.d.sync += tgt_cnt.eq(tgt_cnt + 1)
+                # hstep is taken (phi_start): g becomes the next step's
+                m.d.sync += g.eq(g + 1)
                 m.next = "PRE_H"
 
             with m.State("PRE_H"):
+                next_step_hash()
                 scan(OP_PRE, 0, nb1, "PRE_O")
             with m.State("PRE_O"):
+                next_step_hash()
                 m.d.sync += int_first.eq(1)
                 m.d.comb += lst_restart.eq(1)
-                scan(OP_PRE, 1, nb2, "INT_H", extra=~enc.busy)
+                scan(OP_PRE, 1, nb2, "INT_H", extra=~enc_busy)
 
             with m.State("INT_H"):
+                next_step_hash()
                 integrate(0, nb1, "FIRE_H")
             with m.State("FIRE_H"):
+                next_step_hash()
                 m.d.sync += int_first.eq(1)
                 m.d.comb += lst_restart.eq(1)
-                scan(OP_FIRE, 0, nb1, "INT_O")
+                # INT_O takes the hidden list: wait until the last block is in stage Y
+                scan(OP_FIRE, 0, nb1, "INT_O", extra=drained)
             with m.State("INT_O"):
+                next_step_hash()
                 integrate(1, nb2, "FIRE_O")
             with m.State("FIRE_O"):
-                scan(OP_FIRE, 1, nb2, "ERR")
+                next_step_hash()
+                # ERR takes the output spikes
+                scan(OP_FIRE, 1, nb2, "ERR", extra=drained)
 
             with m.State("ERR"):
+                next_step_hash()
                 # e[k] = tgt[k] - s_out[k] (eRBP only; 0 leaves U at 0 otherwise)
                 m.d.comb += load_e.eq(1)
                 for k in range(n_out):
                     m.d.comb += e_in[k].eq(Mux(erbp, (tgt & (label == k)) - s_out[k], 0))
-                # the next step's g, early: UPD_O issues its hash (g is used for nothing else)
-                m.d.sync += g.eq(g + 1)
+                m.next = "ERR2"
+            with m.State("ERR2"):
+                # the projection's first stage takes the errors loaded in ERR
+                next_step_hash()
+                m.d.comb += upd_next.eq(1)
                 m.next = "UPD_H"
 
             with m.State("UPD_H"):
+                next_step_hash()
                 scan(OP_UPD, 0, nb1, "UPD_O")
             with m.State("UPD_O"):
-                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
+                next_step_hash()
                 with m.If(b == nb2):
                     m.d.comb += self.step_done.eq(1)
-                    m.d.sync += [t.eq(t + 1), first.eq(0),
+                    m.d.sync += [t.eq(t + 1), first.eq(0), b.eq(0),
                                  rbase_h.eq(rbase_h + nb1), rbase_o.eq(rbase_o + nb2)]
                     with m.If(t == T - 1):
-                        with m.If(mode == Mode.DFA):
-                            m.d.sync += b.eq(0)
-                            m.next = "DFA_E"
-                        with m.Else():
-                            m.d.sync += b.eq(0)
-                            m.next = "DONE"
+                        m.d.sync += kc.eq(0)
+                        m.next = "END"
                     with m.Else():
-                        m.d.sync += b.eq(0)
                         m.next = "STEP"
                 with m.Else():
                     issue(OP_UPD, 1)
                     m.d.sync += b.eq(b + 1)
+
+            with m.State("END"):
+                # L cycles: every block issued before is then past stage X (and every weight
+                # write past stage W by the time ARG is done), whatever the last pass was
+                m.d.comb += h_in.eq(key2 ^ base)       # DFA_E is next, or nothing
+                m.d.sync += kc.eq(kc + 1)
+                with m.If(kc == L - 1):
+                    with m.If((mode == Mode.DFA) & ~dfa_learn):
+                        m.next = "DFA_E"
+                    with m.Else():
+                        m.d.sync += kk.eq(0)
+                        m.next = "ARG"
+
+            with m.State("ARG"):
+                # the prediction: the lowest index of the largest count, one count a cycle
+                ck = counts[kk]
+                with m.If((kk == 0) | (ck > best)):
+                    m.d.sync += [best.eq(ck), best_k.eq(kk)]
+                m.d.sync += kk.eq(kk + 1)
+                with m.If(kk == n_out - 1):
+                    m.next = "DONE"
 
             with m.State("DONE"):
                 m.d.comb += self.result.valid.eq(1)
@@ -835,8 +973,12 @@ class Core(wiring.Component):
                 m.d.comb += load_e.eq(1)
                 for k in range(n_out):
                     m.d.comb += e_in[k].eq(Mux(label == k, tgt_cnt, 0) - counts[k])
+                m.d.comb += h_in.eq(key2 ^ base)
                 m.d.sync += [t.eq(0), g.eq(base), dfa_learn.eq(1), rbase_h.eq(0),
                              rbase_o.eq(0)]
+                m.next = "DFA_E2"
+            with m.State("DFA_E2"):
+                m.d.comb += [h_in.eq(key2 ^ g), upd_next.eq(1)]
                 m.next = "DFA_UH"
             with m.State("DFA_UH"):
                 m.d.comb += h_in.eq(key2 ^ g)
@@ -850,25 +992,31 @@ class Core(wiring.Component):
                 m.d.sync += g.eq(g + 1)
                 m.next = "L_PRE_H"
             with m.State("L_PRE_H"):
+                next_step_hash(learning=True)
                 scan(OP_PRE, 0, nb1, "L_PRE_O")
             with m.State("L_PRE_O"):
+                next_step_hash(learning=True)
                 m.d.sync += int_first.eq(1)
                 m.d.comb += lst_restart.eq(1)
-                scan(OP_PRE, 1, nb2, "L_INT_H", extra=~enc.busy)
+                scan(OP_PRE, 1, nb2, "L_INT_H", extra=~enc_busy)
             with m.State("L_INT_H"):
+                # L_INT_O takes the list the L_PRE_H blocks replay in stage X: with L <= 3
+                # they are there before L_INT_O's first cycle (L_PRE_O and this state take
+                # at least three cycles)
+                next_step_hash(learning=True)
                 with m.If(~int_first & ~cur_valid):
                     m.d.sync += int_first.eq(1)
                     m.d.comb += lst_restart.eq(1)
                 integrate(0, nb1, "L_INT_O")
             with m.State("L_INT_O"):
-                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
+                next_step_hash(learning=True)
                 integrate(1, nb2, "L_NEXT")
             with m.State("L_NEXT"):
-                m.d.comb += h_in.eq(Mux(t == T - 1, regs.seed, key2 ^ g))
+                next_step_hash(learning=True)
                 m.d.sync += [t.eq(t + 1), rbase_h.eq(rbase_h + nb1),
-                             rbase_o.eq(rbase_o + nb2), b.eq(0)]
+                             rbase_o.eq(rbase_o + nb2), b.eq(0), kc.eq(0)]
                 with m.If(t == T - 1):
-                    m.next = "DONE"
+                    m.next = "END"
                 with m.Else():
                     m.next = "L_STEP"
 
@@ -876,17 +1024,21 @@ class Core(wiring.Component):
         return m
 
 
-def presentation_cycles(cfg, lanes, mode, n1, n2):
-    """Cycles of one presentation (see the module docstring); ``n1[t]``, ``n2[t]`` are the
-    input and hidden spike counts of each step of the forward pass."""
+def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
+    """Cycles of one presentation (``docs/cycles.md``); ``n1[t]``, ``n2[t]`` are the input
+    and hidden spike counts of each step of the forward pass, ``latency`` the core's
+    ``weight_latency``."""
     nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
     T = cfg.timesteps
-    c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t])) for t in range(T))
+    c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t]), latency)
+                for t in range(T))
+    c += latency + cfg.n_out                      # END, ARG
     if mode != "infer":
-        c += 3 + nb1 * lanes * cfg.n_out
+        c += 3 * HASH_LATENCY - 1 + nb1 * lanes * cfg.n_out
     if mode == "dfa":
-        c += 3 + nb1 + nb2 + sum(8 + max(nb1 + nb2, cfg.n_in) + int(n1[t]) * nb1
-                                 + int(n2[t]) * nb2 for t in range(T))
+        learn = sum(8 + max(nb1 + nb2, cfg.n_in + 1) + int(n1[t]) * nb1 + int(n2[t]) * nb2
+                    for t in range(T))
+        c += 4 + nb1 + nb2 + latency + learn
     return c
 
 

@@ -124,6 +124,8 @@ class ProtocolEngine(wiring.Component):
         Largest decoded request frame, in bytes (default: :func:`default_max_frame`).
     clk_hz, divisor : int
         Reported by ``IDENTIFY`` only.
+    weight_latency : int
+        The core's weight read latency (:class:`hdl.core.Core`); ``READ_W`` waits for it.
 
     Members
     -------
@@ -138,7 +140,7 @@ class ProtocolEngine(wiring.Component):
     """
 
     def __init__(self, cfg, lanes: int = 1, *, memory=WordMemory, max_frame=None,
-                 clk_hz: int = 12_000_000, divisor: int = 6):
+                 clk_hz: int = 12_000_000, divisor: int = 6, weight_latency: int = 1):
         self.cfg = cfg
         self.lanes = P = lanes
         self.ib = _bytes_per(cfg.in_bits)
@@ -160,7 +162,7 @@ class ProtocolEngine(wiring.Component):
         self.divisor = int(divisor)
         self.layout = regs_layout(cfg)
         self._fields = self._field_table()
-        self.core = Core(cfg, lanes=lanes, memory=memory)
+        self.core = Core(cfg, lanes=lanes, memory=memory, weight_latency=weight_latency)
         super().__init__({
             "rx": In(stream.Signature(unsigned(8))),
             "rx_error": In(1),
@@ -251,7 +253,8 @@ class ProtocolEngine(wiring.Component):
         ob = Signal(8)
         wa = Signal(17)                 # weight word address
         nw = Signal(range(CMAX + 1))    # READ_W words left
-        bw = Signal(range(max(WORD, 2)))  # byte within a weight word
+        RWAIT = core.w_read_latency - 1  # cycles READ_W waits after RW_WORD
+        bw = Signal(range(max(WORD, RWAIT + 1, 2)))  # byte within a weight word
         sreg = Signal(8 * WORD)         # WRITE_W word being assembled
         xlo = Signal(8)
         carry = Signal()
@@ -619,17 +622,21 @@ class ProtocolEngine(wiring.Component):
             # -- READ_W -------------------------------------------------------------------------
             with m.State("RW_WORD"):
                 m.d.comb += core.w_re.eq(1)
-                m.d.sync += bw.eq(0)
+                m.d.sync += bw.eq(1)
                 with m.If(wa_bad):
                     fail(Status.BAD_ARG)
                 with m.Else():
                     m.next = "RW_WAIT"
             with m.State("RW_WAIT"):
-                # a core may register its weight read data (two cycles of latency)
+                # wa has been held since the previous word: the core's w_rdata follows it
+                # w_read_latency cycles late (bw counts the cycles here)
                 m.d.comb += core.w_re.eq(1)
-                m.next = "RW_BYTES"
+                m.d.sync += bw.eq(bw + 1)
+                with m.If(bw >= RWAIT):
+                    m.d.sync += bw.eq(0)
+                    m.next = "RW_BYTES"
             with m.State("RW_BYTES"):
-                # w_rdata follows w_addr = wa (held) at most two cycles late: valid from here on
+                # valid from here on, while wa is held
                 lane = bw if wb == 1 else bw[1:]
                 wsel = Signal(16)
                 with m.Switch(lane):

@@ -91,10 +91,13 @@ class CoreDriver:
             ctx.set(dut.w_layer, layer)
             ctx.set(dut.w_re, 1)
             words = []
-            for addr in range(rows * nb):
-                ctx.set(dut.w_addr, addr)
+            lat = dut.w_read_latency
+            # one address a cycle; the word of address a shows lat cycles later
+            for addr in range(rows * nb + lat - 1):
+                ctx.set(dut.w_addr, min(addr, rows * nb - 1))
                 await ctx.tick()
-                words.append([ctx.get(dut.w_rdata)[l] for l in range(P)])
+                if addr >= lat - 1:
+                    words.append([ctx.get(dut.w_rdata)[l] for l in range(P)])
             full = np.array(words, np.int64).reshape(rows, nb * P)
             out.append(full[:, :cols])
             pads.append(full[:, cols:])

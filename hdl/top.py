@@ -44,6 +44,8 @@ class Top(wiring.Component):
         Frequency of the ``sync`` clock (reported by ``IDENTIFY``).
     memory : callable
         Memory factory of the core (a board's SPRAM/DP16KD wrapper).
+    weight_latency : int
+        The core's weight read latency (:class:`hdl.core.Core`).
     max_frame : int, optional
         See :class:`hdl.protocol.ProtocolEngine`.
 
@@ -62,10 +64,12 @@ class Top(wiring.Component):
     busy: Out(1)
 
     def __init__(self, cfg, lanes: int = 1, divisor: int = DEFAULT_DIVISOR,
-                 clk_hz: int = DEFAULT_CLK_HZ, memory=WordMemory, max_frame=None):
+                 clk_hz: int = DEFAULT_CLK_HZ, memory=WordMemory, max_frame=None,
+                 weight_latency: int = 1):
         self.uart_rx = UARTRx(divisor)
         self.uart_tx = UARTTx(divisor)
         self.engine = ProtocolEngine(cfg, lanes, memory=memory, max_frame=max_frame,
+                                     weight_latency=weight_latency,
                                      clk_hz=clk_hz, divisor=divisor)
         super().__init__()
 

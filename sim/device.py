@@ -25,9 +25,10 @@ __all__ = ["DeviceModel"]
 
 class DeviceModel:
     def __init__(self, cfg, lanes: int = 1, *, clk_hz: int = 12_000_000, divisor: int = 4,
-                 max_frame: int | None = None):
+                 max_frame: int | None = None, weight_latency: int = 1):
         self.cfg = cfg
         self.lanes = lanes
+        self.weight_latency = weight_latency    # of the core: only the cycle counts see it
         self.clk_hz, self.divisor = clk_hz, divisor
         self.max_frame = max_frame or pr.default_max_frame(cfg)
         z1 = np.zeros((cfg.n_in, cfg.n_hid), np.int64)
@@ -162,7 +163,7 @@ class DeviceModel:
         name = ("infer", "erbp", "dfa")[mode]
         res = self.gold.present(x, label, mode=name, trace=True)
         s_in, s_hid = res.trace.s_in.sum(1), res.trace.s_hid.sum(1)
-        cycles = presentation_cycles(cfg, self.lanes, name, s_in, s_hid)
+        cycles = presentation_cycles(cfg, self.lanes, name, s_in, s_hid, self.weight_latency)
         events = synaptic_events(cfg, name, s_in, s_hid)
         if name != "infer":
             self._store(0, self.gold.w1)

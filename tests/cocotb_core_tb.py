@@ -14,6 +14,7 @@ Parameters come from environment variables set by the pytest function:
 ``SNN_COCOTB_MODES``    comma-separated modes, sample ``i`` uses ``modes[i % len(modes)]``
 ``SNN_COCOTB_SAMPLES``  number of presentations
 ``SNN_COCOTB_SEED``     seed of the weights, samples and labels
+``SNN_COCOTB_LATENCY``  the core's ``weight_latency`` (default 1)
 
 The ``trace`` port appears as ``trace_o``: the test wraps the core because ``trace`` clashes
 with Verilator's ``Vtop::trace``. Drive and sample on the falling edge (the design is clocked on the rising edge): values
@@ -58,14 +59,16 @@ def params():
     modes = os.environ.get("SNN_COCOTB_MODES", "infer,erbp,dfa").split(",")
     n = int(os.environ.get("SNN_COCOTB_SAMPLES", "3"))
     seed = int(os.environ.get("SNN_COCOTB_SEED", "0"))
-    return cfg, P, modes, n, seed
+    latency = int(os.environ.get("SNN_COCOTB_LATENCY", "1"))
+    return cfg, P, modes, n, seed, latency
 
 
 class VerilogCoreDriver:
     """:class:`hdl.testing.CoreDriver` for the flattened Verilog ports, in cocotb."""
 
-    def __init__(self, dut, cfg, P):
+    def __init__(self, dut, cfg, P, latency=1):
         self.dut, self.cfg, self.P = dut, cfg, P
+        self.read_latency = latency + 1       # Core.w_read_latency
         self.nb1, self.nb2 = _nblocks(cfg.n_hid, P), _nblocks(cfg.n_out, P)
         self.L_regs = regs_layout(cfg)
         self.L_cmd = cmd_layout(cfg)
@@ -118,11 +121,14 @@ class VerilogCoreDriver:
             d.w_layer.value = layer
             d.w_re.value = 1
             words = []
-            for addr in range(rows * nb):
-                d.w_addr.value = addr
+            lat = self.read_latency
+            # one address a cycle; the word of address a shows lat cycles later
+            for addr in range(rows * nb + lat - 1):
+                d.w_addr.value = min(addr, rows * nb - 1)
                 await self.tick()
-                word = self.L_w.from_bits(_u(d.w_rdata))
-                words.append([int(word[l]) for l in range(P)])
+                if addr >= lat - 1:
+                    word = self.L_w.from_bits(_u(d.w_rdata))
+                    words.append([int(word[l]) for l in range(P)])
             out.append(np.array(words, np.int64).reshape(rows, nb * P)[:, :cols])
         d.w_re.value = 0
         return out
@@ -178,7 +184,7 @@ class VerilogCoreDriver:
 
 @cocotb.test()
 async def core_matches_golden(dut):
-    cfg, P, modes, n_samples, seed = params()
+    cfg, P, modes, n_samples, seed, latency = params()
     rng = np.random.default_rng(seed)
     w1, w2 = random_weights(cfg, rng)
     gold = GoldenModel(cfg, w1, w2)
@@ -186,7 +192,7 @@ async def core_matches_golden(dut):
     labels = [int(rng.integers(0, cfg.n_out)) for _ in range(n_samples)]
 
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
-    drv = VerilogCoreDriver(dut, cfg, P)
+    drv = VerilogCoreDriver(dut, cfg, P, latency)
     await drv.reset()
     drv.set_registers(cfg)
     await drv.write_weights(w1, w2)
@@ -200,7 +206,7 @@ async def core_matches_golden(dut):
         w_before = (gold.w1.copy(), gold.w2.copy())
         res = gold.present(x, label, mode=mode, trace=True)
         tv = res.trace
-        where = f"sample {i} ({mode}, P={P})"
+        where = f"sample {i} ({mode}, P={P}, L={latency})"
         for field in FIELDS:
             a, b = getattr(tv, field), getattr(tr, field)
             for t, j in zip(*np.nonzero(a != b)):
@@ -222,9 +228,9 @@ async def core_matches_golden(dut):
             other.append(f"{where}: sample counter {sc}, golden {gold.sample_counter}")
         s_in = encode(cfg, x).sum(1)
         s_hid = tv.s_hid.sum(1)
-        want = [cycles_per_step(cfg, P, int(s_in[t]), int(s_hid[t]))
+        want = [cycles_per_step(cfg, P, int(s_in[t]), int(s_hid[t]), latency)
                 for t in range(cfg.timesteps)]
-        want_total = presentation_cycles(cfg, P, mode, s_in, s_hid)
+        want_total = presentation_cycles(cfg, P, mode, s_in, s_hid, latency)
         if steps[1:] != want[1:] or cycles != want_total:
             other.append(f"{where}: cycles {cycles} steps {steps}, formula {want_total} {want}")
         activity["hid_spikes"] += int(tv.s_hid.sum())

@@ -47,14 +47,14 @@ def _wrapper(text, inner="snn_core", outer="core"):
     return "\n".join(lines)
 
 
-def _verilog(cfg, lanes):
+def _verilog(cfg, lanes, latency=1):
     from hdl.core import Core
-    text = cocotb_util.verilog(Core(cfg, lanes=lanes), name="snn_core")
+    text = cocotb_util.verilog(Core(cfg, lanes=lanes, weight_latency=latency), name="snn_core")
     return text + "\n" + _wrapper(text)
 
 
-def run_cocotb(cfg, lanes, modes, n_samples, seed, name):
-    model = cocotb_util.build(_verilog(cfg, lanes), toplevel="core", name=name)
+def run_cocotb(cfg, lanes, modes, n_samples, seed, name, latency=1):
+    model = cocotb_util.build(_verilog(cfg, lanes, latency), toplevel="core", name=name)
     activity = model.dir / "activity.json"
     if activity.exists():
         activity.unlink()
@@ -65,30 +65,32 @@ def run_cocotb(cfg, lanes, modes, n_samples, seed, name):
         "SNN_COCOTB_MODES": ",".join(modes),
         "SNN_COCOTB_SAMPLES": str(n),
         "SNN_COCOTB_SEED": str(seed),
+        "SNN_COCOTB_LATENCY": str(latency),
         "SNN_COCOTB_ACTIVITY": str(activity),
     })
     return json.loads(activity.read_text())
 
 
-# (config seed, P, modes): random small configurations (tests/test_hdl_core.small_config,
-# whose thresholds, widths and bounds make V, U and weights saturate), all modes mixed.
+# (config seed, P, weight latency, modes): random small configurations
+# (tests/test_hdl_core.small_config, whose thresholds, widths and bounds make V, U and
+# weights saturate), all modes mixed; the boards' latencies (1 on iCE40, 3 on ECP5).
 CASES = [
-    (0, 1, ["erbp", "infer", "dfa"]),
-    (1, 2, ["dfa", "erbp", "infer"]),
-    (2, 4, ["erbp", "dfa", "erbp", "infer"]),
-    (3, 1, ["dfa", "dfa", "infer", "erbp"]),
-    (4, 2, ["infer", "erbp", "dfa"]),
-    (5, 4, ["dfa", "infer", "erbp"]),
+    (0, 1, 1, ["erbp", "infer", "dfa"]),
+    (1, 2, 3, ["dfa", "erbp", "infer"]),
+    (2, 4, 1, ["erbp", "dfa", "erbp", "infer"]),
+    (3, 1, 2, ["dfa", "dfa", "infer", "erbp"]),
+    (4, 2, 1, ["infer", "erbp", "dfa"]),
+    (5, 4, 3, ["dfa", "infer", "erbp"]),
 ]
 
 
-@pytest.mark.parametrize("cfg_seed,lanes,modes", CASES,
-                         ids=[f"cfg{c}-P{p}" for c, p, _ in CASES])
-def test_cocotb_core_random(cfg_seed, lanes, modes):
+@pytest.mark.parametrize("cfg_seed,lanes,latency,modes", CASES,
+                         ids=[f"cfg{c}-P{p}-L{lat}" for c, p, lat, _ in CASES])
+def test_cocotb_core_random(cfg_seed, lanes, latency, modes):
     rng = np.random.default_rng(5000 + cfg_seed)
     cfg = small_config(rng)
     act = run_cocotb(cfg, lanes, modes, DEFAULT_SAMPLES, seed=cfg_seed,
-                     name=f"cfg{cfg_seed}-P{lanes}")
+                     name=f"cfg{cfg_seed}-P{lanes}-L{latency}", latency=latency)
     assert act["hid_spikes"] > 0 and act["w_changed"] > 0
 
 

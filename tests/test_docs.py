@@ -16,11 +16,11 @@ def cycles_example_rows(n1=20, n2=30):
     s1 = np.full(cfg.timesteps, n1)
     s2 = np.full(cfg.timesteps, n2)
     rows = []
-    for P in (1, 2, 4, 8):
+    for P, L in ((1, 1), (2, 1), (4, 1), (8, 1), (2, 3), (4, 3)):
         nb1, nb2 = -(-cfg.n_hid // P), -(-cfg.n_out // P)
         per_int = (n1 * cfg.n_hid + n2 * cfg.n_out) / (n1 * nb1 + n2 * nb2)
-        rows.append(f"| {P} | {cycles_per_step(cfg, P, n1, n2)} | "
-                    + " | ".join(str(presentation_cycles(cfg, P, m, s1, s2))
+        rows.append(f"| {P} | {L} | {cycles_per_step(cfg, P, n1, n2, L)} | "
+                    + " | ".join(str(presentation_cycles(cfg, P, m, s1, s2, L))
                                  for m in ("infer", "erbp", "dfa"))
                     + f" | {per_int:.3f} |")
     return rows

@@ -60,15 +60,16 @@ def diff_report(cfg, gold, rtl):
 
 
 def run_case(cfg, lanes, modes, n_samples, seed, check_cycles=True, weights=None,
-             reg_changes=None, counter=None):
+             reg_changes=None, counter=None, latency=1):
     """Run ``n_samples`` presentations (mode ``modes[i % len(modes)]``) on the RTL and the
     golden model and compare everything; returns per-sample activity figures so tests can
     check they exercised what they meant to. ``reg_changes[i]`` rewrites runtime registers
-    on both before sample ``i``; ``counter`` presets the sample counter of both."""
+    on both before sample ``i``; ``counter`` presets the sample counter of both; ``latency``
+    is the core's weight read latency."""
     rng = np.random.default_rng(seed)
     w1, w2 = random_weights(cfg, rng) if weights is None else weights
     gold = GoldenModel(cfg, w1, w2)
-    dut = Core(cfg, lanes=lanes)
+    dut = Core(cfg, lanes=lanes, weight_latency=latency)
     drv = CoreDriver(dut)
     errors = []
     activity = []
@@ -128,15 +129,15 @@ def run_case(cfg, lanes, modes, n_samples, seed, check_cycles=True, weights=None
             if check_cycles:
                 s_in = encode(cfg, x).sum(1)
                 s_hid = res.trace.s_hid.sum(1)
-                want = [cycles_per_step(cfg, lanes, int(s_in[t]), int(s_hid[t]))
+                want = [cycles_per_step(cfg, lanes, int(s_in[t]), int(s_hid[t]), latency)
                         for t in range(cfg.timesteps)]
                 ev = synaptic_events(cfg, mode, s_in, s_hid)
                 if drv.events != ev:
                     errors.append(f"{where}: {drv.events} synaptic events, formula {ev}")
-                if steps[1:] != want[1:] or cycles != presentation_cycles(cfg, lanes, mode,
-                                                                           s_in, s_hid):
+                formula = presentation_cycles(cfg, lanes, mode, s_in, s_hid, latency)
+                if steps[1:] != want[1:] or cycles != formula:
                     errors.append(f"{where}: cycles {cycles} steps {steps}, formula "
-                                  f"{presentation_cycles(cfg, lanes, mode, s_in, s_hid)} {want}")
+                                  f"{formula} {want}")
 
     run_sim(dut, tb, name=f"core-P{lanes}")
     assert not errors, "\n".join(errors)
@@ -235,12 +236,32 @@ def test_core_sample_counter_wraps():
              counter=0xFFFFFFFE)
 
 
-def test_core_single_block_hazard():
+@pytest.mark.parametrize("latency", [1, 2, 3])
+def test_core_single_block_hazard(latency):
     """P >= n: one block per layer, so every integration cycle revisits the same working
-    word (read-after-write through the transparent port)."""
+    word (read-after-write through the transparent port), and the phases follow each other
+    with the pipeline as full as it gets."""
     cfg = stress_config(n_hid=3, n_out=2, n_in=5)
     rng = np.random.default_rng(9)
-    run_case(cfg, 4, ["erbp", "dfa", "infer"], 3, seed=4, weights=stress_weights(cfg, rng))
+    run_case(cfg, 4, ["erbp", "dfa", "infer"], 3, seed=4, weights=stress_weights(cfg, rng),
+             latency=latency)
+
+
+@pytest.mark.parametrize("lanes,latency", [(1, 3), (2, 2), (4, 3)])
+def test_core_weight_latency(lanes, latency):
+    """Weight memories with a longer read latency (the ECP5 boards use 3): the same results
+    and the cycle counts of the formulas."""
+    rng = np.random.default_rng(400 + 10 * latency + lanes)
+    act = run_case(small_config(rng), lanes, ["erbp", "dfa", "infer", "erbp"], 4,
+                   seed=30 + lanes + latency, latency=latency)
+    assert total(act, "w_changed") > 0 and total(act, "hid_spikes") > 0
+
+
+def test_core_rejects_bad_parameters():
+    with pytest.raises(ValueError, match="weight_latency"):
+        Core(Config(n_in=4, n_hid=3, n_out=2), weight_latency=4)
+    with pytest.raises(ValueError, match="lanes"):
+        Core(Config(n_in=4, n_hid=3, n_out=2), lanes=0)
 
 
 def test_core_elaborates_full_size():
@@ -289,20 +310,21 @@ def test_core_result_backpressure_and_vcd(tmp_path, monkeypatch):
     assert list(tmp_path.glob("wave-backpressure*.vcd"))
 
 
-@pytest.mark.parametrize("lanes,over", [
-    (1, dict(n_in=1, n_hid=1, n_out=2, timesteps=1)),
-    (2, dict(n_in=1, n_hid=2, n_out=2, timesteps=2, reset="zero")),
-    (4, dict(n_in=9, n_hid=7, n_out=3, timesteps=3, leak_v=0, leak_u=0)),
-    (3, dict(n_in=3, n_hid=8, n_out=4, timesteps=2, lr_shift_hid=5, lr_shift_out=0,
-             dfa_shift_hid=5, in_bits=3, target_rate=7)),
+@pytest.mark.parametrize("lanes,latency,over", [
+    (1, 1, dict(n_in=1, n_hid=1, n_out=2, timesteps=1)),
+    (1, 3, dict(n_in=1, n_hid=1, n_out=2, timesteps=1)),
+    (2, 1, dict(n_in=1, n_hid=2, n_out=2, timesteps=2, reset="zero")),
+    (4, 3, dict(n_in=9, n_hid=7, n_out=3, timesteps=3, leak_v=0, leak_u=0)),
+    (3, 2, dict(n_in=3, n_hid=8, n_out=4, timesteps=2, lr_shift_hid=5, lr_shift_out=0,
+                dfa_shift_hid=5, in_bits=3, target_rate=7)),
 ])
-def test_core_edge_sizes(lanes, over):
+def test_core_edge_sizes(lanes, latency, over):
     """Degenerate sizes: one channel, one hidden neuron, one step, lanes not a power of two,
     more lanes than neurons."""
     cfg = stress_config(**over)
     rng = np.random.default_rng(lanes)
     run_case(cfg, lanes, ["erbp", "dfa", "infer"], 3, seed=lanes,
-             weights=stress_weights(cfg, rng) if cfg.n_hid > 1 else None)
+             weights=stress_weights(cfg, rng) if cfg.n_hid > 1 else None, latency=latency)
 
 
 @pytest.mark.slow
@@ -311,4 +333,5 @@ def test_core_random_sweep(k):
     """Many random small configurations, all modes mixed (slow tier)."""
     rng = np.random.default_rng(1000 + k)
     lanes = int(rng.choice([1, 2, 3, 4]))
-    run_case(small_config(rng), lanes, ["erbp", "dfa", "infer", "dfa", "erbp"], 5, seed=k)
+    run_case(small_config(rng), lanes, ["erbp", "dfa", "infer", "dfa", "erbp"], 5, seed=k,
+             latency=1 + k % 3)

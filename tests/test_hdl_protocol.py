@@ -162,11 +162,12 @@ def simulate(dut, body):
     return box["link"]
 
 
-def make(cfg=None, lanes=1, max_frame=None):
+def make(cfg=None, lanes=1, max_frame=None, latency=1):
     cfg = cfg or small_cfg()
-    dut = ProtocolEngine(cfg, lanes, max_frame=max_frame, clk_hz=CLK_HZ, divisor=DIVISOR)
+    dut = ProtocolEngine(cfg, lanes, max_frame=max_frame, clk_hz=CLK_HZ, divisor=DIVISOR,
+                         weight_latency=latency)
     dut._model = DeviceModel(cfg, lanes, clk_hz=CLK_HZ, divisor=DIVISOR,
-                             max_frame=dut.max_frame)
+                             max_frame=dut.max_frame, weight_latency=latency)
     return dut, dut._model
 
 
@@ -273,10 +274,11 @@ def wide_cfg():
                      theta_out=200, bmin_hid=-300, bmax_hid=400, bmin_out=-400, bmax_out=500)
 
 
-@pytest.mark.parametrize("lanes, wide", [(1, False), (2, False), (2, True)])
-def test_weights_round_trip_and_bad_arguments(lanes, wide):
+@pytest.mark.parametrize("lanes, wide, latency", [(1, False, 1), (2, False, 3), (2, True, 1)])
+def test_weights_round_trip_and_bad_arguments(lanes, wide, latency):
+    """Also with the ECP5 boards' weight latency (READ_W waits for it)."""
     cfg = wide_cfg() if wide else small_cfg()   # n_hid = 5, n_out = 3: padding with P = 2
-    dut, model = make(cfg, lanes)
+    dut, model = make(cfg, lanes, latency=latency)
     rng = np.random.default_rng(lanes)
     wb = pr.weight_bytes(cfg)
     dt = "<i1" if wb == 1 else "<i2"
@@ -343,10 +345,10 @@ def test_weights_round_trip_and_bad_arguments(lanes, wide):
     assert not link.errors, "\n".join(link.errors[:5])
 
 
-@pytest.mark.parametrize("lanes, wide", [(1, False), (2, False), (1, True)])
-def test_present_all_modes_against_golden(lanes, wide):
+@pytest.mark.parametrize("lanes, wide, latency", [(1, False, 1), (2, False, 3), (1, True, 1)])
+def test_present_all_modes_against_golden(lanes, wide, latency):
     cfg = wide_cfg() if wide else small_cfg()
-    dut, model = make(cfg, lanes)
+    dut, model = make(cfg, lanes, latency=latency)
     rng = np.random.default_rng(10 + lanes)
     w1, w2 = random_weights(cfg, rng)
     gold = GoldenModel(cfg, w1, w2)
@@ -367,7 +369,8 @@ def test_present_all_modes_against_golden(lanes, wide):
             changed += (gold.w1 != before[0]).sum() + (gold.w2 != before[1]).sum()
             assert got["pred"] == res.pred and (got["counts"] == res.counts).all(), mode
             s_in, s_hid = encode(cfg, x).sum(1), res.trace.s_hid.sum(1)
-            assert got["cycles"] == presentation_cycles(cfg, lanes, mode, s_in, s_hid)
+            assert got["cycles"] == presentation_cycles(cfg, lanes, mode, s_in, s_hid,
+                                                        latency)
             assert got["events"] == synaptic_events(cfg, mode, s_in, s_hid)
             total_cycles += got["cycles"]
             total_events += got["events"]
