@@ -3,7 +3,10 @@
 One accumulator ``a_i`` of ``in_bits`` bits per channel; each step ``a_i <- a_i + x_i`` and
 the channel spikes on the carry out. The intensities and accumulators live in one memory
 word per channel, and the channels are scanned one per cycle, so the cost is ``n_in``
-words of RAM and one adder whatever ``n_in`` is.
+words of RAM and one adder whatever ``n_in`` is. The memory is read with two cycles of
+latency (its word is registered before the adder, which writes it back: on the ECP5 a block
+RAM's output alone takes most of a cycle), so a channel is emitted two cycles after its
+read is issued; the read pipeline stalls with the output.
 
 The accumulators are not re-initialised by a separate pass at the start of a presentation:
 a step scanned with ``first`` set uses the channel's phase ``(i * P) mod 2**in_bits``
@@ -79,27 +82,32 @@ class Encoder(wiring.Component):
         m = Module()
         n, bits = self._n, self._bits
         word = data.StructLayout({"x": bits, "a": bits})
-        # Transparent: with n_in = 1 the next step may read the word written just before.
-        m.submodules.mem = mem = self._memory(word, n, transparent=True)
+        # Not transparent: a channel is read again only in the next scan, which starts after
+        # this one is done (``busy``), so after its write.
+        m.submodules.mem = mem = self._memory(word, n, read_latency=2)
 
         run = Signal()                             # channels left to read
         first = Signal()                           # this scan is step 0: use the phases
         rd_i = Signal(range(n + 1))                # next channel to read
         rd_ph = Signal(bits)                       # its phase
+        # the read pipeline: stage 1 (the RAM reads), stage 2 (the output slot)
+        v1 = Signal()
+        ch1 = Signal(range(max(n, 2)))
+        ph1 = Signal(bits)
         ov = Signal()                              # the output slot holds a channel
         o_ch = Signal(range(max(n, 2)))
         o_ph = Signal(bits)
         ld_ptr = Signal(range(max(n, 2)))
 
-        # -- scan: a read is issued whenever the output slot is free or being emptied -----
+        # -- scan: everything moves whenever the output slot is free or being emptied ------
         adv = ~ov | self.spikes.ready
         m.d.comb += [mem.rd_addr.eq(rd_i), mem.rd_en.eq(adv)]
         with m.If(adv):
             issue = run & (rd_i < n)
-            m.d.sync += ov.eq(issue)
+            m.d.sync += [v1.eq(issue), ch1.eq(rd_i), ph1.eq(rd_ph),
+                         ov.eq(v1), o_ch.eq(ch1), o_ph.eq(ph1)]
             with m.If(issue):
-                m.d.sync += [o_ch.eq(rd_i), o_ph.eq(rd_ph), rd_i.eq(rd_i + 1),
-                             rd_ph.eq(rd_ph + phase_step(bits))]
+                m.d.sync += [rd_i.eq(rd_i + 1), rd_ph.eq(rd_ph + phase_step(bits))]
             with m.Else():
                 m.d.sync += run.eq(0)
 
@@ -116,7 +124,7 @@ class Encoder(wiring.Component):
                          mem.wr_data.x.eq(mem.rd_data.x), mem.wr_data.a.eq(s[:bits])]
 
         # -- load intensities (never during a scan: the write port is shared) -------------
-        m.d.comb += self.x_in.ready.eq(~run & ~ov)
+        m.d.comb += self.x_in.ready.eq(~run & ~v1 & ~ov)
         with m.If(self.x_in.valid & self.x_in.ready):
             m.d.comb += [mem.wr_addr.eq(ld_ptr), mem.wr_en.eq(1),
                          mem.wr_data.x.eq(self.x_in.payload), mem.wr_data.a.eq(0)]
@@ -124,5 +132,5 @@ class Encoder(wiring.Component):
 
         with m.If(self.start):
             m.d.sync += [run.eq(1), first.eq(self.first), rd_i.eq(0), rd_ph.eq(0)]
-        m.d.comb += self.busy.eq(run | ov)
+        m.d.comb += self.busy.eq(run | v1 | ov)
         return m

@@ -39,8 +39,9 @@ class WordMemory(wiring.Component):
         cycle takes the port; the read data of that cycle is undefined). Ignored here.
     read_latency : int
         Cycles from ``rd_addr`` to ``rd_data`` (at least 1). Here the extra cycles are
-        registers after the RAM's read port; with ``read_latency > 1``, ``rd_en`` gates only
-        the RAM itself, so ``rd_data`` follows it ``read_latency - 1`` cycles late.
+        registers after the RAM's read port. ``rd_en`` enables the whole read pipeline: while
+        it is low nothing moves, so ``rd_data`` is that of the address presented
+        ``read_latency`` enabled cycles before.
 
     Attributes
     ----------
@@ -94,14 +95,20 @@ class WordMemory(wiring.Component):
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data), wr.en.eq(self.wr_en),
             rd.addr.eq(self.rd_addr), rd.en.eq(self.rd_en),
         ]
-        m.d.comb += self.rd_data.eq(delay(m, rd.data, self.read_latency - 1, "rd_q"))
+        m.d.comb += self.rd_data.eq(delay(m, rd.data, self.read_latency - 1, "rd_q",
+                                          en=self.rd_en))
         return m
 
 
-def delay(m, value, cycles: int, name: str = "dly"):
-    """``value`` through ``cycles`` registers in ``m``'s ``sync`` domain (itself if 0)."""
+def delay(m, value, cycles: int, name: str = "dly", en=None):
+    """``value`` through ``cycles`` registers in ``m``'s ``sync`` domain (itself if 0),
+    which load only while ``en`` (if given) is high."""
     for i in range(cycles):
         q = Signal(value.shape(), name=f"{name}{i}")
-        m.d.sync += q.eq(value)
+        if en is None:
+            m.d.sync += q.eq(value)
+        else:
+            with m.If(en):
+                m.d.sync += q.eq(value)
         value = q
     return value
