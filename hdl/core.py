@@ -76,7 +76,7 @@ one count a cycle).
 Cycle count
 -----------
 ``docs/cycles.md`` gives the formulas (one forward step costs
-``15 + 2 L + max(NB1 + NB2, n_in + 1) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles
+``15 + 2 L + max(NB1 + NB2, n_in + 2) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles
 with ``n1(t)`` input and ``n2(t)`` hidden spikes; integration dominates). :func:`cycles_per_step`,
 :func:`presentation_cycles` and :func:`synaptic_events` evaluate them, and
 ``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
@@ -197,7 +197,7 @@ def cycles_per_step(cfg, lanes, n1, n2, latency=1):
     """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see
     ``docs/cycles.md``); ``latency`` is the core's ``weight_latency``."""
     nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    return (15 + 2 * latency + max(nb1 + nb2, cfg.n_in + 1) + 2 * (nb1 + nb2)
+    return (15 + 2 * latency + max(nb1 + nb2, cfg.n_in + 2) + 2 * (nb1 + nb2)
             + n1 * nb1 + n2 * nb2)
 
 
@@ -362,28 +362,33 @@ class Core(wiring.Component):
         # Wide enough that leak(V0) + fan_in weights never overflows (spec 2, I_j); one width
         # for both layers because they share the datapath.
         aw = max(sb, wb + max(n_in, n_hid).bit_length()) + 1
-        wkword = data.ArrayLayout(
-            data.StructLayout({"acc": signed(aw), "d": signed(sb), "g": 1, "s": 1}), P)
+        wkword = data.ArrayLayout(data.StructLayout({"acc": signed(aw), "g": 1, "s": 1}), P)
+        dword = data.ArrayLayout(signed(sb), P)
 
         # The weights may be read with a longer latency (a board registers a deep memory's
         # blocks and their multiplexer); nothing else may.
         m.submodules.w1 = w1 = mem(wword, n_in * nb1, read_latency=L)
         m.submodules.w2 = w2 = mem(wword, n_hid * nb2, read_latency=L)
-        for wm in (w1, w2):
-            if getattr(wm, "read_latency", 1) != L:
-                raise ValueError(f"the memory factory returned a weight memory with read "
-                                 f"latency {getattr(wm, 'read_latency', 1)}, not {L}")
         # One state and one working memory for both layers (layer 1 from word NB1 on): only
         # one layer is ever in the pipeline, and one memory saves block RAMs and a multiplexer.
         m.submodules.ns = ns = mem(nsword, nb1 + nb2)
         # Not transparent: stage X forwards its own last write (below), the only one a read
         # can miss (with one block the read-modify-write revisits an address every cycle).
         m.submodules.wk = wk = mem(wkword, nb1 + nb2)
-        # Never read (usefully) in a cycle they are written: a single-port RAM will do.
+        # The step's weight update d of every neuron: written once per step (PRE, in stage X2),
+        # read by INT; no read-modify-write.
+        m.submodules.dm = dm = mem(dword, nb1 + nb2)
+        # Never read (usefully) in a cycle they are written: a single-port RAM will do. The
+        # rasters are deep, and read like the weights (from q[1], with latency L).
         m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1, single_port=True)
         m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1,
-                                       single_port=True)
-        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2, single_port=True)
+                                       single_port=True, read_latency=L)
+        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2, single_port=True,
+                                       read_latency=L)
+        for wm in (w1, w2, rs_h, rs_o):
+            if getattr(wm, "read_latency", 1) != L:
+                raise ValueError(f"the memory factory returned a memory with read latency "
+                                 f"{getattr(wm, 'read_latency', 1)}, not {L}")
         m.submodules.enc = enc = Encoder(cfg, memory=mem)
 
         # ---- control registers -----------------------------------------------------------------
@@ -482,6 +487,7 @@ class Core(wiring.Component):
         s0 = Signal(tok)                            # what S0 issues in this cycle
         q = [None] + [Signal(tok, name=f"q{i}") for i in range(1, L + 1)]
         xs = Signal(tok)                            # stage X
+        x2 = Signal(tok)                            # stage X2 (valid: UPD, DFAU)
         qL = q[L]
         # Not issuing, S0 forwards the host weight port: a host read is the X-stage weight
         # data (wd) L + 1 cycles later.
@@ -504,11 +510,11 @@ class Core(wiring.Component):
             if op in (OP_UPD, OP_DFAU) and layer == 0:
                 m.d.comb += upd_h_issue.eq(1)
 
-        # addresses: the weights from q[1], every other per-block memory from q[L]
+        # addresses: the weights and rasters from q[1], every other per-block memory from q[L]
         m.d.comb += [w1.rd_addr.eq(q[1].waddr), w2.rd_addr.eq(q[1].waddr)]
-        for nm in (ns, wk):
+        for nm in (ns, wk, dm):
             m.d.comb += nm.rd_addr.eq(qL.saddr)
-        m.d.comb += [rs_h.rd_addr.eq(rbase_h + qL.b), rs_o.rd_addr.eq(rbase_o + qL.b)]
+        m.d.comb += [rs_h.rd_addr.eq(rbase_h + q[1].b), rs_o.rd_addr.eq(rbase_o + q[1].b)]
         # fb feeds a three-stage projection pipeline that ends in q[L]: it is read in stage
         # L - 3, which for L < 3 is ahead of S0 (the UPD scans visit blocks in consecutive
         # cycles from block 0, so the block 3 - L ahead, or the first ones in the cycles
@@ -526,15 +532,23 @@ class Core(wiring.Component):
         # hstep = hash32(key2 ^ g) is h_q in the STEP cycle.
         lr_h = Mux(dfa_learn, regs.dfa_shift_hid, regs.lr_shift_hid)
         lr_o = Mux(dfa_learn, regs.dfa_shift_out, regs.lr_shift_out)
-        shift = Signal(range(25))
-        m.d.sync += shift.eq(Mux(qL.layer, lr_o, lr_h))
+        # U0 << (32 - s) is formed as a multiply by a power of two (a board's multiplier
+        # blocks, not a 48-bit barrel shifter): with k = 32 - s - 8 in 0..24, U0 * 2**(k mod 16)
+        # is a 16 x 16 product, placed at bit 8 (k < 16) or 24 (k >= 16)
+        s_sel = Mux(qL.layer, lr_o, lr_h)
+        k8 = (24 - s_sel)[:5]
+        pow2 = Signal(16)             # 2**(k mod 16)
+        hi16 = Signal()               # k >= 16
+        m.d.sync += [pow2.eq(Const(1, 16) << k8[:4]), hi16.eq(k8[4])]
         # n * PHI32 is not multiplied out: r is only used by the PRE scans, which visit the
         # blocks in order (layer 0 from block 0, then layer 1 from block 0), so x itself is a
         # register per lane: hstep + l PHI32 at the step's start, then stepped by P PHI32 as
-        # stage X finishes each PRE block (to n_hid + l after the last hidden block).
+        # stage X2 finishes each PRE block (to n_hid + l after the last hidden block).
         phi_start = Signal()
         x_pre = xs.valid & (xs.op == OP_PRE)
-        x_last_h = ~xs.layer & (xs.b == nb1 - 1)
+        x2_pre = Signal()                 # a PRE block in stage X2
+        m.d.sync += x2_pre.eq(x_pre)
+        x2_last_h = ~x2.layer & (x2.b == nb1 - 1)
         step_a = P * PHI32 % 2**32
         step_b = (n_hid - (nb1 - 1) * P) * PHI32 % 2**32
         r = []
@@ -542,8 +556,8 @@ class Core(wiring.Component):
             xl = Signal(32, name=f"x{l}")
             with m.If(phi_start):
                 m.d.sync += xl.eq((h_q + l * PHI32 % 2**32)[:32] if l else h_q)
-            with m.Elif(x_pre):
-                m.d.sync += xl.eq((xl + Mux(x_last_h, step_b, step_a))[:32])
+            with m.Elif(x2_pre):
+                m.d.sync += xl.eq((xl + Mux(x2_last_h, step_b, step_a))[:32])
             r.append(xl)
 
         # ---- error projection: four stages, the last one X -------------------------------------
@@ -584,30 +598,45 @@ class Core(wiring.Component):
         nsd = Signal(nsword)
         wkd = Signal(wkword)
         wd = Signal(wword)
+        # stage X2: UPD and DFAU write the state a cycle after X (ns is never read back
+        # sooner: its next reader is the following PRE scan)
+        # the leak x - (x >> k) of V0 (PRE) or U0 (UPD): shifted in X, subtracted in X2
+        x2_lkin = Signal(data.ArrayLayout(signed(sb), P))
+        x2_lksh = Signal(data.ArrayLayout(signed(sb), P))
+        x2_g = Signal(P)                                  # PRE: the gate
+        x2_v = Signal(data.ArrayLayout(signed(sb), P))    # V at the end of the step
+        x2_s = Signal(P)
+        x2_sh = Signal(data.ArrayLayout(signed(48), P))   # PRE: U0 << (32 - shift)
+        x2_dok = Signal(P)                                # PRE: the lane learns
+        x2_fire = Signal()                                # FIRE: a block in X2
+        x2_fv = Signal(data.ArrayLayout(signed(sb), P))   # FIRE: sat(acc)
+        x2_fvr = Signal(data.ArrayLayout(signed(sb), P))  # FIRE: its value after a spike
+        x2_fs = Signal(P)                                 # FIRE: its spikes
+        m.d.sync += x2_fire.eq(xv & (xs.op == OP_FIRE))
+        m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
         wkw = Signal(wkword)
         ww = Signal(wword)
         wk_we, x_wwe = Signal(), Signal()
-        m.d.comb += [wk.wr_addr.eq(xs.saddr), wk.wr_data.eq(wkw), wk.wr_en.eq(xv & wk_we)]
+        # (PRE and FIRE write from X2: no INT block is in X then, nor reads a word they write)
+        wkw2 = Signal(wkword)
+        with m.If(x2_pre | x2_fire):
+            m.d.comb += [wk.wr_addr.eq(x2.saddr), wk.wr_data.eq(wkw2), wk.wr_en.eq(1)]
+        with m.Else():
+            m.d.comb += [wk.wr_addr.eq(xs.saddr), wk.wr_data.eq(wkw), wk.wr_en.eq(xv & wk_we)]
         # the word this block read was written by the block before it in the same cycle:
         # take that write instead (read-after-write forwarding)
         # (decided a stage ahead: the block in q[L] reads what the block in X writes)
         fw_sel = Signal()
         fw_data = Signal(wkword)
-        x_writes_wk = xv & ((xs.op == OP_PRE) | (xs.op == OP_INT) | (xs.op == OP_FIRE))
+        x_writes_wk = xv & (xs.op == OP_INT)
         m.d.sync += [fw_sel.eq(x_writes_wk & (xs.saddr == qL.saddr)), fw_data.eq(wkw)]
+        dmd = Signal(dword)
         m.d.comb += [
-            nsd.eq(ns.rd_data),
+            nsd.eq(ns.rd_data), dmd.eq(dm.rd_data),
             wkd.eq(Mux(fw_sel, fw_data.as_value(), wk.rd_data.as_value())),
             wd.eq(Mux(xs.layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
             self.w_rdata.eq(wd),
         ]
-        # stage X2: UPD and DFAU write the state a cycle after X (ns is never read back
-        # sooner: its next reader is the following PRE scan)
-        x2 = Signal(tok)
-        x2_lk = Signal(data.ArrayLayout(signed(sb), P))   # leak(U0)
-        x2_v = Signal(data.ArrayLayout(signed(sb), P))    # V at the end of the step
-        x2_s = Signal(P)
-        m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
 
         # stage W: the weight write (learning, or the host's port while idle), registered
         wq_en, wq_layer = Signal(), Signal()
@@ -624,6 +653,14 @@ class Core(wiring.Component):
             m.d.comb += [wm.wr_addr.eq(wq_addr), wm.wr_data.eq(wq_data),
                          wm.wr_en.eq(wq_en & (wq_layer == L_))]
 
+        # the leak shifter's input (PRE: V, else U) and amount, selected a stage ahead
+        lk_v = Signal()
+        # x >> k is (x * 2**(sb - 1 - k)) >> (sb - 1) for 0 <= k < sb: a multiply by a power
+        # of two (a board's multiplier block) instead of a barrel shifter
+        lk_pow = Signal(sb)
+        m.d.sync += [lk_v.eq(qL.op == OP_PRE),
+                     lk_pow.eq(Const(1 << (sb - 1), sb)
+                               >> Mux(qL.op == OP_PRE, regs.leak_v, regs.leak_u))]
         # the layer's registers, selected a stage ahead
         theta, bmin, bmax = (Signal(signed(sb), name=n) for n in ("theta", "bmin", "bmax"))
         m.d.sync += [theta.eq(Mux(qL.layer, regs.theta_out, regs.theta_hid)),
@@ -642,31 +679,29 @@ class Core(wiring.Component):
             u0 = Mux(xs.first, 0, nsd[l].u)
             gate_rs = Mux(xs.layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
             # one leak shifter per lane: PRE leaks V, UPD leaks U
-            lk_v = xs.op == OP_PRE
-            lk = _leak(Mux(lk_v, v0, u0), Mux(lk_v, regs.leak_v, regs.leak_u))
+            lk_in = Mux(lk_v, v0, u0)
             v = _sat(wkd[l].acc, smin, smax)
             s = (v >= theta) & lane_ok
             spikes.append(s)
             gates.append(wkd[l].g)
-            m.d.sync += [x2_lk[l].eq(lk), x2_v[l].eq(wkd[l].acc), x2_s[l].eq(wkd[l].s)]
+            m.d.sync += [x2_lkin[l].eq(lk_in), x2_lksh[l].eq((lk_in * lk_pow) >> (sb - 1)),
+                         x2_v[l].eq(wkd[l].acc), x2_s[l].eq(wkd[l].s),
+                         x2_fv[l].eq(v), x2_fvr[l].eq(Mux(regs.reset_zero, 0, v - theta)),
+                         x2_fs[l].eq(s)]
+            # PRE's update d = sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
+            # floor((U0 2**(32 - s) + x) / 2**32): the shift here, the add in X2
+            gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
+            prod = u0 * pow2
+            m.d.sync += [x2_sh[l].eq(Mux(hi16, prod << 24, prod << 8)),
+                         x2_g[l].eq(Mux(xs.op == OP_PRE, gate, wkd[l].g)),
+                         # padding lanes learn nothing: their weights stay as written
+                         x2_dok[l].eq(learn & gate & lane_ok)]
             with m.Switch(xs.op):
-                with m.Case(OP_PRE):
-                    gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
-                    # sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
-                    # floor((U0 2**(32 - s) + x) / 2**32): one shifter and one adder
-                    dd = ((u0 << (Const(32, 6) - shift)[:6]) + r[l])[32:32 + sb]
-                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(lk),
-                                 # padding lanes learn nothing: their weights stay as written
-                                 wkw[l].d.eq(Mux(learn & gate & lane_ok, dd, 0)),
-                                 wkw[l].g.eq(gate)]
                 with m.Case(OP_INT):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
-                                 wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g),
-                                 x_wwe.eq(learn), ww[l].eq(_sat(wd[l] + wkd[l].d, wmin, wmax))]
-                with m.Case(OP_FIRE):
-                    vr = Mux(regs.reset_zero, 0, v - theta)
-                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(Mux(s, vr, v)),
-                                 wkw[l].d.eq(wkd[l].d), wkw[l].g.eq(wkd[l].g), wkw[l].s.eq(s)]
+                                 wkw[l].g.eq(wkd[l].g),
+                                 x_wwe.eq(learn), ww[l].eq(_sat(wd[l] + dmd[l], wmin, wmax))]
+
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
         with m.If(xv & (xs.op == OP_INT)):
@@ -675,10 +710,22 @@ class Core(wiring.Component):
         nsw = Signal(nsword)
         upd = x2.op == OP_UPD
         for l in range(P):
-            un = _sat(Mux(upd, x2_lk[l], 0) + proj_q[l], smin, smax)
+            lk = x2_lkin[l] - x2_lksh[l]
+            with m.If(x2_fire):                # FIRE: reset, keep the gate, record the spike
+                m.d.comb += [wkw2[l].acc.eq(Mux(x2_fs[l], x2_fvr[l], x2_fv[l])),
+                             wkw2[l].g.eq(x2_g[l]), wkw2[l].s.eq(x2_fs[l])]
+            with m.Else():                     # PRE: the leaked V0 and the gate
+                m.d.comb += [wkw2[l].acc.eq(lk), wkw2[l].g.eq(x2_g[l])]
+            un = _sat(Mux(upd, lk, 0) + proj_q[l], smin, smax)
             m.d.comb += [nsw[l].v.eq(Mux(upd, x2_v[l], 0)), nsw[l].u.eq(un),
                          tr.v[l].eq(x2_v[l]), tr.u[l].eq(un), tr.s[l].eq(x2_s[l])]
         m.d.comb += [ns.wr_addr.eq(x2.saddr), ns.wr_data.eq(nsw), ns.wr_en.eq(x2.valid)]
+        # stage X2 of PRE: d (x is this block's dither offset: it steps as X2 finishes a block)
+        dw = Signal(dword)
+        for l in range(P):
+            dd = (x2_sh[l] + r[l])[32:32 + sb]
+            m.d.comb += dw[l].eq(Mux(x2_dok[l], dd, 0))
+        m.d.comb += [dm.wr_addr.eq(x2.saddr), dm.wr_data.eq(dw), dm.wr_en.eq(x2_pre)]
         with m.If(x2.valid & upd):
             m.d.comb += [tr.valid.eq(1), tr.layer.eq(x2.layer), tr.t.eq(x2.t),
                          tr.block.eq(x2.b)]
@@ -946,6 +993,7 @@ class Core(wiring.Component):
                 m.d.sync += kc.eq(kc + 1)
                 with m.If(kc == L - 1):
                     with m.If((mode == Mode.DFA) & ~dfa_learn):
+                        m.d.sync += kk.eq(0)
                         m.next = "DFA_E"
                     with m.Else():
                         m.d.sync += kk.eq(0)
@@ -969,14 +1017,15 @@ class Core(wiring.Component):
 
             # ---- DFA: error from the counts, then the learning phase replays the raster ----
             with m.State("DFA_E"):
-                # E[k] = target count - output count (spec 6.3)
-                m.d.comb += load_e.eq(1)
-                for k in range(n_out):
-                    m.d.comb += e_in[k].eq(Mux(label == k, tgt_cnt, 0) - counts[k])
+                # E[k] = target count - output count (spec 6.3), one k a cycle (once per
+                # presentation: one subtractor instead of n_out)
                 m.d.comb += h_in.eq(key2 ^ base)
-                m.d.sync += [t.eq(0), g.eq(base), dfa_learn.eq(1), rbase_h.eq(0),
-                             rbase_o.eq(0)]
-                m.next = "DFA_E2"
+                m.d.sync += [e[kk].eq(Mux(label == kk, tgt_cnt, 0) - counts[kk]),
+                             kk.eq(kk + 1)]
+                with m.If(kk == n_out - 1):
+                    m.d.sync += [kk.eq(0), t.eq(0), g.eq(base), dfa_learn.eq(1),
+                                 rbase_h.eq(0), rbase_o.eq(0)]
+                    m.next = "DFA_E2"
             with m.State("DFA_E2"):
                 m.d.comb += [h_in.eq(key2 ^ g), upd_next.eq(1)]
                 m.next = "DFA_UH"
@@ -1036,9 +1085,9 @@ def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
     if mode != "infer":
         c += 3 * HASH_LATENCY - 1 + nb1 * lanes * cfg.n_out
     if mode == "dfa":
-        learn = sum(8 + max(nb1 + nb2, cfg.n_in + 1) + int(n1[t]) * nb1 + int(n2[t]) * nb2
+        learn = sum(8 + max(nb1 + nb2, cfg.n_in + 2) + int(n1[t]) * nb1 + int(n2[t]) * nb2
                     for t in range(T))
-        c += 4 + nb1 + nb2 + latency + learn
+        c += 3 + cfg.n_out + nb1 + nb2 + latency + learn
     return c
 
 
