@@ -331,6 +331,10 @@ class ProtocolEngine(wiring.Component):
 
         # ---- shared datapath ---------------------------------------------------------------------
         m.d.comb += [fr.addr.eq(ra), rr.addr.eq(raddr)]
+        # the reply buffer's word, registered: every read takes a wait state (*_RD, *_W), so
+        # that no path runs from a block RAM's output into arithmetic and back into a RAM
+        rrq = Signal(8)
+        m.d.sync += rrq.eq(rr.data)
         layer = a0[0]
         m.d.comb += [core.w_layer.eq(layer), core.w_addr.eq(wa)]
         nwords = Mux(layer, LW[1], LW[0])
@@ -381,7 +385,7 @@ class ProtocolEngine(wiring.Component):
         first = inc | (k == COUNTER_OFFSETS["events"]) | (k == COUNTER_OFFSETS["busy_cycles"])
         tot_byte = Mux(k[3], pc.word_select(k[:2], 8), pe.word_select(k[:2], 8))
         opb = Mux(inc, 1, Mux((k[2:] == 1) | (k[2:] == 3), tot_byte, 0))
-        add_sum = rr.data + opb + Mux(first, 0, carry)
+        add_sum = rrq + opb + Mux(first, 0, carry)
 
         slen = Mux(send_err, 0, rep_len)
 
@@ -503,11 +507,13 @@ class ProtocolEngine(wiring.Component):
             # -- IDENTIFY / READ_COUNTERS: copy from the RAM (and two FF counters) --------------
             with m.State("COPY_RD"):
                 m.d.comb += raddr.eq(Mux(copy_cnt, CB - 4, IB) + wp)
+                m.next = "COPY_W"
+            with m.State("COPY_W"):
                 m.next = "COPY"
             with m.State("COPY"):
                 ff = Mux(wp[5], uart_errors.word_select(wp[:2], 8),
                          core.sample_counter.word_select(wp[:2], 8))
-                reply(Mux(copy_cnt & ((wp < 4) | (wp >= 32)), ff, rr.data))
+                reply(Mux(copy_cnt & ((wp < 4) | (wp >= 32)), ff, rrq))
                 with m.If(wp == Mux(copy_cnt, 35, len(ident) - 1)):
                     m.next = "FINISH"
                 with m.Else():
@@ -702,6 +708,8 @@ class ProtocolEngine(wiring.Component):
             # one byte of a counter update: read, add, write back
             with m.State("ADD_RD"):
                 m.d.comb += raddr.eq(CB + k)
+                m.next = "ADD_W"
+            with m.State("ADD_W"):
                 m.next = "ADD"
             with m.State("ADD"):
                 m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(add_sum[:8]), rw.en.eq(1)]
@@ -738,6 +746,8 @@ class ProtocolEngine(wiring.Component):
                     m.next = "TX_FETCH"
             with m.State("TX_FETCH"):
                 m.d.comb += raddr.eq(ti)
+                m.next = "TX_W"
+            with m.State("TX_W"):
                 m.next = "TX_BYTE0"
             with m.State("TX_BYTE0"):
                 tbyte = Signal(8)
@@ -749,7 +759,7 @@ class ProtocolEngine(wiring.Component):
                     with m.Case(2):
                         m.d.comb += tbyte.eq(Mux(send_err, err_st, rep_st))
                     with m.Case(3):
-                        m.d.comb += tbyte.eq(rr.data)
+                        m.d.comb += tbyte.eq(rrq)
                     with m.Case(4):
                         m.d.comb += tbyte.eq(crc[:8])
                     with m.Default():
