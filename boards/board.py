@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from amaranth.hdl import Elaboratable, Module
+from amaranth.lib import io
 
 __all__ = ["Board", "BoardTop", "design_class", "uart_and_busy_led"]
 
@@ -43,6 +44,8 @@ class Board:
         ``pins(m, platform, top)``: connects ``top.rx``, ``top.tx``, ``top.busy``.
     memory : callable
         Returns a fresh memory factory for one elaboration.
+    weight_latency : int
+        The core's weight read latency on this board (``hdl.core.Core``).
     loader : list of str
         ``openFPGALoader`` arguments naming the board (before the bitstream).
     bitstream : str
@@ -68,6 +71,7 @@ class Board:
     bitstream: str
     resources: dict = field(default_factory=dict)
     notes: str = ""
+    weight_latency: int = 1
 
 
 def uart_and_busy_led(uart_number, led, led_field=None):
@@ -75,10 +79,13 @@ def uart_and_busy_led(uart_number, led, led_field=None):
     ``uart`` resource ``uart_number`` and ``busy`` on LED resource ``led`` (``(name, number)``;
     ``led_field`` picks one colour of a multi-colour LED, e.g. ``"g"``)."""
     def pins(m, platform, top):
-        uart = platform.request("uart", uart_number)
-        ledr = platform.request(*led)
-        out = getattr(ledr, led_field) if led_field else ledr
-        m.d.comb += [top.rx.eq(uart.rx.i), uart.tx.o.eq(top.tx), out.o.eq(top.busy)]
+        uart = platform.request("uart", uart_number, dir="-")
+        ledr = platform.request(*led, dir="-")
+        m.submodules.rx_buf = rx = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx = io.Buffer("o", uart.tx)
+        m.submodules.led_buf = busy = io.Buffer(
+            "o", getattr(ledr, led_field) if led_field else ledr)
+        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), busy.o.eq(top.busy)]
     return pins
 
 
@@ -129,6 +136,7 @@ class BoardTop(Elaboratable):
         self.divisor = divisor_for(self.clk_hz, self.baud)
         self.memory = self.board.memory()
         m.submodules.top = top = self.design(self.cfg, lanes=self.lanes, divisor=self.divisor,
-                                             clk_hz=self.clk_hz, memory=self.memory)
+                                             clk_hz=self.clk_hz, memory=self.memory,
+                                             weight_latency=self.board.weight_latency)
         self.board.pins(m, platform, top)
         return m

@@ -18,7 +18,7 @@ from amaranth_boards.orangecrab_r0_2 import OrangeCrabR0_2_25FPlatform
 from amaranth_boards.resources import UARTResource
 
 from .board import Board, uart_and_busy_led
-from .memory import BoardMemory
+from .memory import ecp5_memory
 from .pll import ecp5_clock, ecp5_pll_params
 
 __all__ = ["BOARD", "OrangeCrabPlatform"]
@@ -56,7 +56,8 @@ BOARD = Board(
     clock=ecp5_clock("clk"),
     pll_hz=lambda f: ecp5_pll_params(48e6, f).f_out,
     pins=uart_and_busy_led(1, ("rgb_led", 0), "g"),
-    memory=lambda: BoardMemory,
+    memory=lambda: ecp5_memory,
+    weight_latency=3,
     loader=["-b", "orangecrab", "--dfu"],
     bitstream="bit",
     resources={"lut": 24288, "ff": 24288, "bram": 56, "dsp": 28},

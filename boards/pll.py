@@ -8,9 +8,11 @@ uses as the timing constraint and the UART divisor's clock.
 from dataclasses import dataclass
 
 from amaranth.hdl import ClockDomain, Const, Instance, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-__all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll_params", "ecp5_pll_params", "ecp5_clock", "PLLError"]
+__all__ = ["ICE40PLL", "ECP5PLL", "ice40_pll_params", "ecp5_pll_params", "ecp5_clock",
+           "PLLError"]
 
 
 class PLLError(ValueError):
@@ -159,6 +161,6 @@ def ecp5_clock(resource):
     """A :class:`boards.board.Board` ``clock``: the platform's oscillator ``resource`` through
     an ``EHXPLLL`` (:func:`ecp5_sync_domain`)."""
     def clock(m, platform, f_hz):
-        clk = platform.request(resource, 0)
+        m.submodules.clk_buf = clk = io.Buffer("i", platform.request(resource, 0, dir="-"))
         return ecp5_sync_domain(m, platform, clk.i, f_hz).f_out
     return clock

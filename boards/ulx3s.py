@@ -10,7 +10,7 @@
 from amaranth_boards.ulx3s import ULX3S_85F_Platform
 
 from .board import Board, uart_and_busy_led
-from .memory import BoardMemory
+from .memory import ecp5_memory
 from .pll import ecp5_clock, ecp5_pll_params
 
 __all__ = ["BOARD"]
@@ -26,7 +26,8 @@ BOARD = Board(
     clock=ecp5_clock("clk25"),
     pll_hz=lambda f: ecp5_pll_params(25e6, f).f_out,
     pins=uart_and_busy_led(0, ("led", 0)),
-    memory=lambda: BoardMemory,
+    memory=lambda: ecp5_memory,
+    weight_latency=3,
     loader=["-b", "ulx3s"],
     bitstream="bit",
     resources={"lut": 83640, "ff": 83640, "bram": 208, "dsp": 156},

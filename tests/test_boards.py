@@ -5,10 +5,15 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
+from amaranth.hdl import Module
+from amaranth.sim import Simulator
 
 from boards import build as bb
-from boards.memory import ICE40Memory, RW_UNDEF_ATTR, BoardMemory, SPRAMMemory
+from boards.memory import (BANK_WORDS, LUTRAM_WORDS, ICE40Memory, RW_UNDEF_ATTR, BankedMemory,
+                           BoardMemory, SPRAMMemory, ecp5_memory)
+from hdl.mem import WordMemory
 from boards.pll import PLLError, ecp5_pll_params, ice40_pll_params
 from hdl.core import Core
 from sim.config import Config
@@ -101,6 +106,58 @@ def test_board_memory_simulates_like_word_memory():
     core = Core(Config(n_in=4, n_hid=3, n_out=2, timesteps=2), lanes=2, memory=BoardMemory)
     from amaranth.back import rtlil
     assert RW_UNDEF_ATTR in rtlil.convert(core)
+
+
+@pytest.mark.parametrize("depth,bank_words,latency", [(37, 8, 3), (16, 16, 3), (50, 16, 4)])
+def test_banked_memory_reads_like_word_memory(depth, bank_words, latency):
+    """The ECP5 boards' banked weight memory and a WordMemory of the same read latency, fed
+    the same random reads (one a cycle, with rd_en gaps) and writes (never to the word read
+    in the same cycle): the same read data in every cycle."""
+    m = Module()
+    m.submodules.ref = ref = WordMemory(8, depth, read_latency=latency)
+    m.submodules.dut = dut = BankedMemory(8, depth, bank_words=bank_words,
+                                          read_latency=latency)
+    assert dut.banks == -(-depth // bank_words)
+    rng = np.random.default_rng(depth)
+    seen = []
+
+    async def tb(ctx):
+        for cycle in range(600):
+            ra = int(rng.integers(0, depth))
+            wa = int(rng.integers(0, depth))
+            we = int(rng.random() < 0.5 and wa != ra)
+            wd = int(rng.integers(0, 256))
+            re = int(rng.random() < 0.9)
+            for mem in (ref, dut):
+                ctx.set(mem.rd_addr, ra)
+                ctx.set(mem.rd_en, re)
+                ctx.set(mem.wr_addr, wa)
+                ctx.set(mem.wr_en, we)
+                ctx.set(mem.wr_data, wd)
+            await ctx.tick()
+            if cycle > 2 * depth:          # every word written at least once by then, likely
+                seen.append((ctx.get(ref.rd_data), ctx.get(dut.rd_data)))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    ref_data, dut_data = zip(*seen)
+    assert ref_data == dut_data
+    assert len(set(ref_data)) > 20          # the data really varied
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_ecp5_memory_factory():
+    deep = ecp5_memory(8, BANK_WORDS * 3, read_latency=3)
+    assert isinstance(deep, BankedMemory) and deep.read_latency == 3
+    one_cycle = ecp5_memory(8, BANK_WORDS * 3)          # the core's other memories
+    assert type(one_cycle) is BoardMemory and one_cycle.read_latency == 1
+    small = ecp5_memory(16, LUTRAM_WORDS, transparent=True)
+    assert small.memory_attrs() == {"ram_style": "distributed"}
+    assert ecp5_memory(16, LUTRAM_WORDS + 1).memory_attrs() == {RW_UNDEF_ATTR: 1}
+    with pytest.raises(ValueError, match="read_latency"):
+        BankedMemory(8, 100, read_latency=2)
 
 
 @pytest.mark.parametrize("name,extra", [("icebreaker", ["-b", "icebreaker"]),
