@@ -30,19 +30,25 @@ def spike_counts(cfg, w1, w2, X, y, mode, counter=0):
     return out
 
 
-def core_cycles(cfg, w1, w2, X, y, lanes=(1, 2, 4, 8)) -> list[dict]:
-    """Cycle and event figures per lane count and mode on real spike counts."""
+#: (P, weight latency) of the core-cycles table: the lane counts with one-cycle weight reads
+#: (the iCEBreaker's), and the ECP5 boards' P with their three-cycle reads.
+CYCLE_CONFIGS = ((1, 1), (2, 1), (4, 1), (8, 1), (2, 3), (4, 3))
+
+
+def core_cycles(cfg, w1, w2, X, y, configs=CYCLE_CONFIGS) -> list[dict]:
+    """Cycle and event figures per (lane count, weight latency) and mode on real spike
+    counts."""
     rows = []
     for mode in ("infer", "erbp", "dfa"):
         counts = spike_counts(cfg, w1, w2, X, y, mode)
-        for P in lanes:
+        for P, L in configs:
             nb1, nb2 = -(-cfg.n_hid // P), -(-cfg.n_out // P)
-            cyc = np.array([presentation_cycles(cfg, P, mode, a, b) for a, b in counts])
+            cyc = np.array([presentation_cycles(cfg, P, mode, a, b, L) for a, b in counts])
             ev = np.array([synaptic_events(cfg, mode, a, b) for a, b in counts])
             passes = 2 if mode == "dfa" else 1
             integ = np.array([passes * int(a.sum() * nb1 + b.sum() * nb2) for a, b in counts])
             rows.append({
-                "mode": mode, "lanes": P,
+                "mode": mode, "lanes": P, "latency": L,
                 "cycles_per_sample": float(cyc.mean()),
                 "cycles_per_step": float(cyc.mean() / cfg.timesteps),
                 "events_per_sample": float(ev.mean()),
@@ -124,7 +130,7 @@ def link_bounds(cfg, cycles_rows, link, baud=2_000_000, clk_hz=12_000_000, lanes
     uart = baud / (10 * link["total"])
     out = []
     for r in cycles_rows:
-        if r["mode"] != "erbp" or r["lanes"] not in lanes:
+        if r["mode"] != "erbp" or r["lanes"] not in lanes or r.get("latency", 1) != 1:
             continue
         core = clk_hz / r["cycles_per_sample"]
         out.append({"lanes": r["lanes"], "baud": baud, "clk_hz": clk_hz,
@@ -161,9 +167,10 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
     digits = Config()
     for path in sorted(Path(report_dir).glob("*/report.json")):
         rep = json.loads(path.read_text())
-        P = rep["lanes"]
+        P, L = rep["lanes"], rep.get("weight_latency", 1)
         fmax = rep["clock"]["achieved_mhz"] * 1e6
-        cyc = next((r for r in cycles_rows if r["mode"] == "erbp" and r["lanes"] == P), None)
+        cyc = next((r for r in cycles_rows if r["mode"] == "erbp" and r["lanes"] == P
+                    and r.get("latency", 1) == L), None)
         if cyc is None:
             continue
         family = "ice40" if "UP5K" in rep["device"].upper() or "ICE40" in \
@@ -175,7 +182,8 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
         bound = memory_port_bound(family, digits, spram)
         rows.append({
             "board": rep["board"], "device": rep["device"], "design": rep.get("design"),
-            "network": rep["network"], "lanes": P, "resources": rep["resources"],
+            "network": rep["network"], "lanes": P, "weight_latency": L,
+            "resources": rep["resources"],
             "target_mhz": rep["clock"]["target_mhz"], "fmax_mhz": fmax / 1e6,
             "timing_met": rep["clock"]["timing_met"], "build_seconds": rep.get("build_seconds"),
             "digits_cycles_per_sample": cyc["cycles_per_sample"],

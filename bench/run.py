@@ -152,16 +152,18 @@ def render(results: dict) -> str:
             f"Spike counts of the golden model on the first {results['cycles_samples']} test "
             "samples with the trained eRBP weights of the first seed (learning modes keep "
             "learning through them, as on the device). The formulas are checked against the "
-            "simulated RTL in tests/test_hdl_core.py. Goal: at least 0.8 P synaptic events per "
-            "cycle during integration.",
+            "simulated RTL in tests/test_hdl_core.py. L is the weight memories' read latency "
+            "(1 on the iCEBreaker, 3 on the ECP5 boards). Goal: at least 0.8 P synaptic events "
+            "per cycle during integration.",
             "",
-            "| mode | P | cycles/step | cycles/sample | events/sample | events/cycle in "
+            "| mode | P | L | cycles/step | cycles/sample | events/sample | events/cycle in "
             "integration | events/cycle overall |",
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in cyc:
             ok = "" if r["events_per_integration_cycle"] >= 0.8 * r["lanes"] else " (below 0.8 P)"
-            lines.append(f"| {r['mode']} | {r['lanes']} | {r['cycles_per_step']:.0f} | "
+            lines.append(f"| {r['mode']} | {r['lanes']} | {r.get('latency', 1)} | "
+                         f"{r['cycles_per_step']:.0f} | "
                          f"{r['cycles_per_sample']:.0f} | {r['events_per_sample']:.0f} | "
                          f"{r['events_per_integration_cycle']:.2f}{ok} | "
                          f"{r['events_per_cycle']:.2f} |")
