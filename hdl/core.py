@@ -615,7 +615,9 @@ class Core(wiring.Component):
         m.d.sync += x2_fire.eq(xv & (xs.op == OP_FIRE))
         m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
         wkw = Signal(wkword)
-        ww = Signal(wword)
+        # the updated weight before saturation (stage W saturates it on its way into the RAM)
+        wsum = data.ArrayLayout(signed(max(wb, sb) + 1), P)
+        ww = Signal(wsum)
         wk_we, x_wwe = Signal(), Signal()
         # (PRE and FIRE write from X2: no INT block is in X then, nor reads a word they write)
         wkw2 = Signal(wkword)
@@ -641,16 +643,18 @@ class Core(wiring.Component):
         # stage W: the weight write (learning, or the host's port while idle), registered
         wq_en, wq_layer = Signal(), Signal()
         wq_addr = Signal(range(max(max(self.w_words), 2)))
-        wq_data = Signal(wword)
+        wq_data = Signal(wsum)
         m.d.sync += wq_en.eq(0)
         with m.If(idle & self.w_we):
-            m.d.sync += [wq_en.eq(1), wq_layer.eq(self.w_layer), wq_addr.eq(self.w_addr),
-                         wq_data.eq(self.w_wdata)]
+            m.d.sync += [wq_en.eq(1), wq_layer.eq(self.w_layer), wq_addr.eq(self.w_addr)]
+            m.d.sync += [wq_data[l].eq(self.w_wdata[l]) for l in range(P)]
         with m.Elif(xv & x_wwe):
             m.d.sync += [wq_en.eq(1), wq_layer.eq(xs.layer), wq_addr.eq(xs.waddr),
                          wq_data.eq(ww)]
+        wq_sat = Signal(wword)
+        m.d.comb += [wq_sat[l].eq(_sat(wq_data[l], wmin, wmax)) for l in range(P)]
         for L_, wm in enumerate((w1, w2)):
-            m.d.comb += [wm.wr_addr.eq(wq_addr), wm.wr_data.eq(wq_data),
+            m.d.comb += [wm.wr_addr.eq(wq_addr), wm.wr_data.eq(wq_sat),
                          wm.wr_en.eq(wq_en & (wq_layer == L_))]
 
         # the leak shifter's input (PRE: V, else U) and amount, selected a stage ahead
@@ -700,7 +704,7 @@ class Core(wiring.Component):
                 with m.Case(OP_INT):
                     m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
                                  wkw[l].g.eq(wkd[l].g),
-                                 x_wwe.eq(learn), ww[l].eq(_sat(wd[l] + dmd[l], wmin, wmax))]
+                                 x_wwe.eq(learn), ww[l].eq(wd[l] + dmd[l])]
 
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
@@ -861,7 +865,7 @@ class Core(wiring.Component):
         fb_sr = Signal(P * n_out)
         H = HASH_LATENCY
 
-        with m.FSM(name="seq"):
+        with m.FSM(name="seq") as fsm:
             with m.State("IDLE"):
                 m.d.comb += [idle.eq(1), self.cmd.ready.eq(1)]
                 with m.If(self.counter_we):
@@ -1069,6 +1073,9 @@ class Core(wiring.Component):
                 with m.Else():
                     m.next = "L_STEP"
 
+        # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
+        # ignored): shallower next-state logic for the sequencer's thirty states
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += self.busy.eq(~idle)
         return m
 
