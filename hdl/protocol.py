@@ -241,6 +241,7 @@ class ProtocolEngine(wiring.Component):
         # executor
         ra = Signal(range(MF))          # frame buffer read address
         last_a = Signal(range(MF))      # address of the last payload byte (plen + 1)
+        last_a1 = Signal(range(MF + 1)) # last_a + 1, a cycle later (WW_WE's end test)
         raddr = Signal(range(rmem.depth))
         wp = Signal(range(RB + 1))      # reply write pointer = reply length
         a0 = Signal(8)                  # first payload byte (index, mode, layer)
@@ -338,7 +339,10 @@ class ProtocolEngine(wiring.Component):
         layer = a0[0]
         m.d.comb += [core.w_layer.eq(layer), core.w_addr.eq(wa)]
         nwords = Mux(layer, LW[1], LW[0])
-        wa_bad = wa >= nwords
+        # the bound check of wa, registered: READ_W and WRITE_W look at it at least a cycle
+        # after wa (or the layer) last changed
+        wa_bad = Signal()
+        m.d.sync += wa_bad.eq(wa >= nwords)
         byte = fr.data
         m.d.comb += [core.counter_wdata.eq(v), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
         for l in range(P):
@@ -378,6 +382,9 @@ class ProtocolEngine(wiring.Component):
                     m.d.comb += [fw_.eq(w), fs_.eq(s), fpos.eq(pos)]
                     m.d.comb += fhi.eq(1 if hi is None else Const(hi, 32).bit_select(bitcnt, 1))
         inside = bitcnt < fw_
+        m.d.sync += last_a1.eq(last_a + 1)
+        fpos_q = Signal()               # fpos, a cycle late (WR_DECIDE: k has been a0 since ARGS)
+        m.d.sync += fpos_q.eq(fpos)
 
         # byte-serial adder over the RAM counters: k is the counter byte
         inc = (k == COUNTER_OFFSETS["presentations"]) | (k == COUNTER_OFFSETS["frames_ok"]) | \
@@ -385,12 +392,43 @@ class ProtocolEngine(wiring.Component):
         first = inc | (k == COUNTER_OFFSETS["events"]) | (k == COUNTER_OFFSETS["busy_cycles"])
         tot_byte = Mux(k[3], pc.word_select(k[:2], 8), pe.word_select(k[:2], 8))
         opb = Mux(inc, 1, Mux((k[2:] == 1) | (k[2:] == 3), tot_byte, 0))
-        add_sum = rrq + opb + Mux(first, 0, carry)
+        # registered: k (and the totals) hold through ADD_RD, ADD_W and ADD, so in ADD the
+        # operand decoded from k is a cycle old and still right; the adder starts from flops
+        opb_q, first_q = Signal(8), Signal()
+        m.d.sync += [opb_q.eq(opb), first_q.eq(first)]
+        add_sum = rrq + opb_q + Mux(first_q, 0, carry)
 
         slen = Mux(send_err, 0, rep_len)
+        # constant while a reply is sent (set before TX_SOF): registered, off the TX path
+        slen_zero, slen_last = Signal(), Signal(range(RB + 1))
+        m.d.sync += [slen_zero.eq(slen == 0), slen_last.eq(slen - 1)]
+
+        # DISPATCH's checks of the opcode and the length, registered (f_op and last_a are
+        # stable from IDLE on)
+        bad_op, bad_len = Signal(), Signal()
+        with m.Switch(f_op):
+            with m.Case(Op.IDENTIFY, Op.READ_COUNTERS, Op.READ_REGS):
+                m.d.comb += bad_len.eq(~length(0))
+            with m.Case(Op.WRITE_REG, Op.READ_W):
+                m.d.comb += bad_len.eq(~length(5))
+            with m.Case(Op.PRESENT):
+                m.d.comb += bad_len.eq(~length(2 + cfg.n_in * ib))
+            with m.Case(Op.WRITE_W):
+                m.d.comb += bad_len.eq(last_a < 1 + 3 + WORD)
+            with m.Case(Op.WRITE_COUNTER):
+                m.d.comb += bad_len.eq(~length(4))
+            with m.Default():
+                m.d.comb += bad_op.eq(1)
+        dsp_bad_op, dsp_bad_len = Signal(), Signal()
+        m.d.sync += [dsp_bad_op.eq(bad_op), dsp_bad_len.eq(bad_len)]
+
+        # a received frame's checks (IDLE to CHECK)
+        ck_framing, ck_ovf, ck_crc, ck_replay = (Signal(name=n) for n in (
+            "ck_framing", "ck_ovf", "ck_crc", "ck_replay"))
+        ck_crc_v = Signal(16)
 
         # ---- the state machine -------------------------------------------------------------------
-        with m.FSM(name="link"):
+        with m.FSM(name="link") as fsm:
             with m.State("CLEAR"):
                 # zero the RAM counters after a reset
                 m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(0), rw.en.eq(1)]
@@ -399,68 +437,57 @@ class ProtocolEngine(wiring.Component):
                     m.next = "IDLE"
 
             with m.State("IDLE"):
+                # a frame's checks are registered here and acted upon in CHECK
                 m.d.comb += idle.eq(1)
                 with m.If(frame_done):
-                    m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
-                                 send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"])]
                     rcrc = Cat(d2, d1)
-                    with m.If(bad | esc):
-                        m.d.sync += err_st.eq(Status.BAD_FRAMING)
-                        m.next = "ADD_RD"
-                    with m.Elif(ovf):
-                        m.d.sync += err_st.eq(Status.OVERFLOW)
-                        m.next = "ADD_RD"
-                    with m.Elif((rlen < 4) | (crc != rcrc)):
-                        m.d.sync += err_st.eq(Status.BAD_CRC)
-                        m.next = "ADD_RD"
-                    with m.Elif(last_valid & (f_seq == last_seq) & (rcrc == last_crc)):
-                        # retransmission: send the stored reply again
-                        m.d.sync += [send_err.eq(0),
-                                     k.eq(Mux(rep_st == Status.OK, COUNTER_OFFSETS["frames_ok"],
-                                              COUNTER_OFFSETS["frames_rejected"]))]
-                        m.next = "ADD_RD"
-                    with m.Else():
-                        m.d.sync += [last_seq.eq(f_seq), last_crc.eq(rcrc), last_valid.eq(1),
-                                     k.eq(0), send_err.eq(0)]
-                        m.next = "DISPATCH"
+                    m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
+                                 send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"]),
+                                 ck_framing.eq(bad | esc), ck_ovf.eq(ovf),
+                                 ck_crc.eq((rlen < 4) | (crc != rcrc)), ck_crc_v.eq(rcrc),
+                                 ck_replay.eq(last_valid & (f_seq == last_seq) &
+                                              (rcrc == last_crc))]
+                    m.next = "CHECK"
+
+            with m.State("CHECK"):
+                with m.If(ck_framing):
+                    m.d.sync += err_st.eq(Status.BAD_FRAMING)
+                    m.next = "ADD_RD"
+                with m.Elif(ck_ovf):
+                    m.d.sync += err_st.eq(Status.OVERFLOW)
+                    m.next = "ADD_RD"
+                with m.Elif(ck_crc):
+                    m.d.sync += err_st.eq(Status.BAD_CRC)
+                    m.next = "ADD_RD"
+                with m.Elif(ck_replay):
+                    # retransmission: send the stored reply again
+                    m.d.sync += [send_err.eq(0),
+                                 k.eq(Mux(rep_st == Status.OK, COUNTER_OFFSETS["frames_ok"],
+                                          COUNTER_OFFSETS["frames_rejected"]))]
+                    m.next = "ADD_RD"
+                with m.Else():
+                    m.d.sync += [last_seq.eq(f_seq), last_crc.eq(ck_crc_v), last_valid.eq(1),
+                                 k.eq(0), send_err.eq(0)]
+                    m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                with m.Switch(f_op):
-                    with m.Case(Op.IDENTIFY, Op.READ_COUNTERS):
-                        m.d.sync += copy_cnt.eq(f_op == Op.READ_COUNTERS)
-                        with m.If(~length(0)):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
+                # the opcode and length checks were registered in CHECK (dsp_*)
+                with m.If(dsp_bad_op):
+                    fail(Status.BAD_OP)
+                with m.Elif(dsp_bad_len):
+                    fail(Status.BAD_LENGTH)
+                with m.Else():
+                    with m.Switch(f_op):
+                        with m.Case(Op.IDENTIFY, Op.READ_COUNTERS):
                             m.next = "COPY_RD"
-                    with m.Case(Op.READ_REGS):
-                        m.d.sync += [bitcnt.eq(0), regs_wr.eq(0)]
-                        with m.If(~length(0)):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
+                        with m.Case(Op.READ_REGS):
                             m.next = "REGS"
-                    with m.Case(Op.WRITE_REG, Op.READ_W):
-                        with m.If(~length(5)):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
+                        with m.Default():
                             m.next = "LOAD_RD"
-                    with m.Case(Op.PRESENT):
-                        with m.If(~length(2 + cfg.n_in * ib)):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "LOAD_RD"
-                    with m.Case(Op.WRITE_W):
-                        with m.If(last_a < 1 + 3 + WORD):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "LOAD_RD"
-                    with m.Case(Op.WRITE_COUNTER):
-                        m.d.sync += ra.eq(1)    # the value lands in v either way
-                        with m.If(~length(4)):
-                            fail(Status.BAD_LENGTH)
-                        with m.Else():
-                            m.next = "LOAD_RD"
-                    with m.Default():
-                        fail(Status.BAD_OP)
+                m.d.sync += [copy_cnt.eq(f_op == Op.READ_COUNTERS), bitcnt.eq(0),
+                             regs_wr.eq(0)]
+                with m.If(f_op == Op.WRITE_COUNTER):
+                    m.d.sync += ra.eq(1)        # the value lands in v either way
 
             # -- five payload bytes: a0 = byte 0, v = bytes 1..4 (read past the end: harmless)
             with m.State("LOAD_RD"):
@@ -549,7 +576,7 @@ class ProtocolEngine(wiring.Component):
                     m.next = "WR_DECIDE"
             with m.State("WR_DECIDE"):
                 m.d.sync += [k.eq(0), regs_wr.eq(1)]
-                with m.If(gt | err | (fpos & (sign | ~nz))):
+                with m.If(gt | err | (fpos_q & (sign | ~nz))):
                     fail(Status.BAD_ARG)
                 with m.Else():
                     m.next = "REGS"
@@ -629,10 +656,7 @@ class ProtocolEngine(wiring.Component):
             with m.State("RW_WORD"):
                 m.d.comb += core.w_re.eq(1)
                 m.d.sync += bw.eq(1)
-                with m.If(wa_bad):
-                    fail(Status.BAD_ARG)
-                with m.Else():
-                    m.next = "RW_WAIT"
+                m.next = "RW_WAIT"
             with m.State("RW_WAIT"):
                 # wa has been held since the previous word: the core's w_rdata follows it
                 # w_read_latency cycles late (bw counts the cycles here)
@@ -640,7 +664,10 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += bw.eq(bw + 1)
                 with m.If(bw >= RWAIT):
                     m.d.sync += bw.eq(0)
-                    m.next = "RW_BYTES"
+                    with m.If(wa_bad):
+                        fail(Status.BAD_ARG)
+                    with m.Else():
+                        m.next = "RW_BYTES"
             with m.State("RW_BYTES"):
                 # valid from here on, while wa is held
                 lane = bw if wb == 1 else bw[1:]
@@ -692,7 +719,7 @@ class ProtocolEngine(wiring.Component):
             with m.State("WW_WE"):
                 m.d.comb += core.w_we.eq(1)
                 m.d.sync += [wa.eq(wa + 1), bw.eq(0)]
-                with m.If(ra == last_a + 1):
+                with m.If(ra == last_a1):
                     m.next = "FINISH"
                 with m.Else():
                     m.next = "WW_RD"
@@ -728,10 +755,10 @@ class ProtocolEngine(wiring.Component):
             def advance():
                 with m.Switch(tphase):
                     with m.Case(2):
-                        m.d.sync += tphase.eq(Mux(slen == 0, 4, 3))
+                        m.d.sync += tphase.eq(Mux(slen_zero, 4, 3))
                     with m.Case(3):
                         m.d.sync += ti.eq(ti + 1)
-                        with m.If(ti == slen - 1):
+                        with m.If(ti == slen_last):
                             m.d.sync += tphase.eq(4)
                     with m.Default():
                         m.d.sync += tphase.eq(tphase + 1)
@@ -786,5 +813,8 @@ class ProtocolEngine(wiring.Component):
                 with m.If(self.tx.ready):
                     m.next = "IDLE"
 
+        # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
+        # ignored): the next-state logic of a forty-state machine is then one OR per state
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += self.busy.eq(~idle)
         return m
