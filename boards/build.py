@@ -172,6 +172,20 @@ def critical_path(pnr_report, limit=12):
     return round(total, 2), steps[:limit]
 
 
+def path_ends(pnr_report):
+    """The first and the last cell of nextpnr's worst path, as the design's signal names
+    (the suffixes the tools add, such as ``_SB_DFFSR_Q_2_D...`` or ``_TRELLIS_FF_Q``, cut)."""
+    paths = pnr_report.get("critical_paths", [])
+    if not paths:
+        return "", ""
+    worst = max(paths, key=lambda p: sum(s["delay"] for s in p["path"]))
+
+    def name(end):
+        cell = (end or {}).get("cell", "")
+        return re.split(r"_(?:SB_|TRELLIS_|DP16KD|MULT18|CCU2|LUT4)|\$", cell)[0].rstrip("_")
+    return name(worst["path"][0].get("from")), name(worst["path"][-1].get("to"))
+
+
 def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
           baud=2_000_000, check_timing=True, log=print):
     """Build the bitstream and write ``report.json``; returns the report (a dict).
@@ -198,6 +212,7 @@ def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
     achieved = clk.get("achieved", 0.0)
     target = top.clk_hz / 1e6
     path_ns, path = critical_path(rep)
+    path_from, path_to = path_ends(rep)
     report = {
         "board": board.name,
         "device": f"{platform.device}-{platform.package}",
@@ -213,7 +228,7 @@ def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
                   "uart_baud": baud, "uart_divisor": top.divisor},
         "resources": _summary(board.family, cells, rep.get("utilization", {})),
         "yosys_cells": cells,
-        "critical_path": {"ns": path_ns,
+        "critical_path": {"ns": path_ns, "from": path_from, "to": path_to,
                           "steps": [{"at_ns": t, "net": n, "src": s} for t, n, s in path]},
         "bitstream": str(out / f"{NAME}.{board.bitstream}"),
         "build_seconds": round(seconds, 1),

@@ -194,6 +194,21 @@ def test_program_with_the_real_loader_fails_clearly(tmp_path):
         bb.program(bb.BOARDS["icebreaker"], bit)
 
 
+def test_critical_path_names_its_ends_and_sources():
+    step = lambda d, frm=None, to=None, src=(): {"delay": d, "from": frm, "to": to,
+                                                 "sources": list(src)}
+    rep = {"critical_paths": [
+        {"path": [step(1.0, {"cell": "top.a_SB_DFF_Q"}), step(2.0, to={"cell": "top.b"})]},
+        {"path": [step(1.5, {"cell": "top.engine.k_SB_DFFESR_Q_3_D_SB_LUT4_O_LC"}),
+                  step(2.0, src=["/x/hdl/protocol.py:395"]),
+                  step(0.5, to={"cell": "top.engine.rmem_TRELLIS_FF_Q_7"})]},
+    ]}
+    assert bb.path_ends(rep) == ("top.engine.k", "top.engine.rmem")
+    ns, steps = bb.critical_path(rep)
+    assert ns == 4.0 and steps[0][2] == ["hdl/protocol.py:395"]
+    assert bb.path_ends({}) == ("", "")
+
+
 def test_cli_rejects_unknown_board(capsys):
     with pytest.raises(SystemExit):
         bb.main(["--board", "nope"])
