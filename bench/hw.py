@@ -185,6 +185,8 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
             "network": rep["network"], "lanes": P, "weight_latency": L,
             "resources": rep["resources"],
             "target_mhz": rep["clock"]["target_mhz"], "fmax_mhz": fmax / 1e6,
+            "goal_mhz": rep["clock"].get("goal_mhz"),
+            "critical_path": rep.get("critical_path"),
             "timing_met": rep["clock"]["timing_met"], "build_seconds": rep.get("build_seconds"),
             "digits_cycles_per_sample": cyc["cycles_per_sample"],
             "core_samples_per_s": core, "uart_samples_per_s": uart,
@@ -193,7 +195,7 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
             "port_bound_per_cycle": bound,
             "port_bound_fraction": cyc["events_per_cycle"] / bound,
             "device_over_cpu": both / golden_train_per_s,
-            "report": str(path.relative_to(ROOT)),
+            "report": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path),
             "report_date": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)),
         })
     return rows

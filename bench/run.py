@@ -207,8 +207,8 @@ def render(results: dict) -> str:
                   "block RAMs holding the digits W1 allow (each block at its widest port, one "
                   "read and one write per cycle; a UP5K SPRAM needs two cycles). CPU: the "
                   "golden model's eRBP training samples/s on one core, measured above.", "",
-                  "| board | network (synapses), P | LUT | FF | block RAM | SPRAM | DSP | "
-                  "Fmax / target (MHz) | digits cycles/sample | samples/s (core, UART, both) | "
+                  "| board | network (synapses), P, L | LUT | FF | block RAM | SPRAM | DSP | "
+                  "Fmax / target / goal (MHz) | digits cycles/sample | samples/s (core, UART, both) | "
                   "updates/cycle | updates/s | of port bound | device / CPU | report |",
                   "|" + "---|" * 15]
         for b in boards:
@@ -217,15 +217,22 @@ def render(results: dict) -> str:
             lines.append(
                 f"| {b['board']}{'' if b['design'] == 'Top' else ' (core alone)'} | "
                 f"{n['n_in']}-{n['n_hid']}-{n['n_out']} ({n['synapses']:,}), "
-                f"{b['lanes']} | {r['lut']['used']:,}/{r['lut']['available']:,} | "
+                f"{b['lanes']}, {b.get('weight_latency', 1)} | "
+                f"{r['lut']['used']:,}/{r['lut']['available']:,} | "
                 f"{r['ff']['used']:,} | {r['bram']['used']}/{r['bram']['available']} | "
                 f"{r['spram']['used']}/{r['spram']['available']} | {r['dsp']['used']} | "
-                f"{b['fmax_mhz']:.1f} / {b['target_mhz']:.0f}{met} | "
+                f"{b['fmax_mhz']:.1f} / {b['target_mhz']:.0f}{met} / "
+                f"{b['goal_mhz'] or 0:.0f} | "
                 f"{b['digits_cycles_per_sample']:.0f} | {b['core_samples_per_s']:.0f}, "
                 f"{b['uart_samples_per_s']:.0f}, {b['samples_per_s']:.0f} | "
                 f"{b['updates_per_cycle']:.2f} | {b['updates_per_s'] / 1e6:.0f} M | "
                 f"{100 * b['port_bound_fraction']:.0f} % | {b['device_over_cpu']:.2f} | "
                 f"{b['report_date']} |")
+        lines += ["", "P: lanes (synapses updated per cycle at most), L: the weight memory's read "
+                  "latency. What limits Fmax: nextpnr's critical path, with the sources it "
+                  "goes through (from the report):", ""]
+        for b in boards:
+            lines.append(f"- {b['board']}: {_critical(b.get('critical_path'))}")
         lines.append("")
     cc = results.get("cocotb")
     if cc:
@@ -235,6 +242,20 @@ def render(results: dict) -> str:
                   f"({'with' if cc['build_cache_was_warm'] else 'without'} a warm build cache; "
                   f"{cc['result']}).", ""]
     return "\n".join(lines)
+
+
+def _critical(cp) -> str:
+    """One line for a report's critical path: its length and the sources it goes through."""
+    if not cp:
+        return "not in the report"
+    srcs = []
+    for step in cp.get("steps", []):
+        for src in step.get("src", []):
+            if src not in srcs:
+                srcs.append(src)
+    ends = f" from `{cp['from']}` to `{cp['to']}`" if cp.get("from") else ""
+    where = f" through {', '.join(f'`{x}`' for x in srcs[:4])}" if srcs else ""
+    return f"{cp['ns']:.1f} ns{ends}{where}"
 
 
 def update_readme(table: str, readme: Path = HERE.parent / "README.md") -> None:

@@ -184,6 +184,41 @@ def test_bench_quick_writes_table(tmp_path):
     assert {r["rule"] for r in res["runs"]} == {"erbp", "dfa", "float-bp", "float-dfa"}
     assert res["speed"]["infer"] > 0
 
+    # the board section, from a board report like the one `make bitstream` writes
+    from bench import hw
+    from bench.run import render
+    rep_dir = tmp_path / "boards" / "someboard"
+    rep_dir.mkdir(parents=True)
+    res_ = {k: {"used": 1, "available": 2} for k in ("lut", "ff", "bram", "dsp")}
+    res_["spram"] = {"used": 0, "available": 0}
+    (rep_dir / "report.json").write_text(json.dumps({
+        "board": "someboard", "device": "LFE5U-85F-BG381", "design": "Top",
+        "network": {"n_in": 64, "n_hid": 128, "n_out": 10, "synapses": 9472}, "lanes": 2,
+        "weight_latency": 3, "resources": res_,
+        "clock": {"target_mhz": 75.0, "achieved_mhz": 80.0, "timing_met": True,
+                  "goal_mhz": 100.0, "uart_baud": 2_000_000},
+        "critical_path": {"ns": 12.5, "from": "top.engine.k", "to": "top.engine.rmem",
+                          "steps": [{"at_ns": 3.0, "net": "n", "src": ["hdl/protocol.py:395"]}]},
+    }))
+    cyc = [{"mode": "erbp", "lanes": 2, "latency": 3, "cycles_per_sample": 80_000.0,
+            "events_per_cycle": 1.5},
+           {"mode": "erbp", "lanes": 2, "latency": 1, "cycles_per_sample": 1.0,
+            "events_per_cycle": 9.0}]
+    rows = hw.board_rows(cyc, {"total": 100}, 500.0, report_dir=tmp_path / "boards")
+    (b,) = rows
+    assert b["core_samples_per_s"] == pytest.approx(1000.0)       # 80 MHz / 80,000 cycles
+    assert b["uart_samples_per_s"] == pytest.approx(2000.0)       # 2 Mbaud / (10 bits * 100)
+    assert b["samples_per_s"] == pytest.approx(2000.0 / 3)
+    assert b["updates_per_s"] == pytest.approx(1.5 * 80e6)
+    assert b["device_over_cpu"] == pytest.approx(2000.0 / 3 / 500.0)
+    assert b["port_bound_fraction"] == pytest.approx(1.5 / hw.memory_port_bound(
+        "ecp5", Config()))
+    res["boards"] = rows
+    md = render(res)
+    assert "| someboard | 64-128-10 (9,472), 2, 3 |" in md
+    assert "80.0 / 75 / 100" in md
+    assert "12.5 ns from `top.engine.k` to `top.engine.rmem` through `hdl/protocol.py:395`" in md
+
 
 def test_bench_copies_its_table_into_the_readme(tmp_path):
     from bench.run import update_readme
