@@ -202,14 +202,17 @@ def render(results: dict) -> str:
                   "From the `report.json` that `make bitstream BOARD=...` writes (date in the "
                   "table). Samples/s, updates/s and the ratio are computed from the achieved "
                   "Fmax and the eRBP cycle counts of the digits network at the board's P "
-                  "(table above), with the UART at the build's baud rate (stop and wait). "
+                  "and L (table above), with the UART at the build's baud rate (stop and "
+                  "wait). The ECP5 builds hold MNIST-sized networks; their digits figures say "
+                  "how fast the digits network trains with that board's P, L and Fmax. "
                   "The memory-port bound is the weight read-modify-writes per cycle that the "
                   "block RAMs holding the digits W1 allow (each block at its widest port, one "
                   "read and one write per cycle; a UP5K SPRAM needs two cycles). CPU: the "
                   "golden model's eRBP training samples/s on one core, measured above.", "",
                   "| board | network (synapses), P, L | LUT | FF | block RAM | SPRAM | DSP | "
-                  "Fmax / target / goal (MHz) | digits cycles/sample | samples/s (core, UART, both) | "
-                  "updates/cycle | updates/s | of port bound | device / CPU | report |",
+                  "Fmax / target / goal (MHz) | digits cycles/sample | "
+                  "samples/s (core, UART, both) | updates/cycle | updates/s | of port bound | "
+                  "device / CPU | report |",
                   "|" + "---|" * 15]
         for b in boards:
             r, n = b["resources"], b["network"]
@@ -289,7 +292,17 @@ def main(argv=None) -> int:
     p.add_argument("--no-readme", action="store_true",
                    help="do not copy the table into README.md (it is copied only when --out "
                         "is the default)")
+    p.add_argument("--reports", default=str(HERE.parent / "build" / "boards"),
+                   help="where the board reports are (default: build/boards, where "
+                        "`make bitstream` writes them)")
+    p.add_argument("--boards-only", action="store_true",
+                   help="only re-read the board reports (build/boards/*/report.json, after "
+                        "`make bitstream`) into the saved results and rewrite the table; the "
+                        "cycle counts and the CPU speed stay those of the saved run")
     a = p.parse_args(argv)
+    if a.boards_only:
+        return _boards_only(Path(a.out), Path(a.reports),
+                            readme=not a.no_readme and Path(a.out) == HERE / "results")
     if a.quick:
         a.epochs, a.seeds, a.limit_train = 1, [0], 200
     jobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in ("erbp", "dfa")]
@@ -335,7 +348,7 @@ def main(argv=None) -> int:
         "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
         "speed": speed, "core_cycles": cycles, "cycles_samples": k, "cocotb": cocotb,
         "link": link, "link_bounds": bounds, "virtual_board": vboard,
-        "boards": hw.board_rows(cycles, link, speed["train_erbp"]),
+        "boards": hw.board_rows(cycles, link, speed["train_erbp"], report_dir=Path(a.reports)),
         "wall_seconds": time.time() - t0,
     }
     out = Path(a.out)
@@ -348,6 +361,25 @@ def main(argv=None) -> int:
         update_readme(table)
     print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
           f"in {time.time() - t0:.0f} s")
+    return 0
+
+
+def _boards_only(out: Path, reports: Path, readme: bool) -> int:
+    from . import hw
+    path = out.with_suffix(".json")
+    if not path.exists():
+        print(f"error: {path} does not exist: run `make bench` first", file=sys.stderr)
+        return 2
+    results = json.loads(path.read_text())
+    results["boards"] = hw.board_rows(results["core_cycles"], results["link"],
+                                      results["speed"]["train_erbp"], report_dir=reports)
+    results["boards_date"] = time.strftime("%Y-%m-%d")
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    table = render(results)
+    out.with_suffix(".md").write_text(table + "\n")
+    if readme:
+        update_readme(table)
+    print(f"{len(results['boards'])} board report(s) read into {path} and {out.with_suffix('.md')}")
     return 0
 
 

@@ -219,6 +219,14 @@ def test_bench_quick_writes_table(tmp_path):
     assert "80.0 / 75 / 100" in md
     assert "12.5 ns from `top.engine.k` to `top.engine.rmem` through `hdl/protocol.py:395`" in md
 
+    # after `make bitstream`: the board table refreshed from the saved run
+    assert bench_main(["--boards-only", "--reports", str(tmp_path / "boards"),
+                       "--out", str(tmp_path / "res")]) == 0
+    assert "| someboard | 64-128-10 (9,472), 2, 3 |" in (tmp_path / "res.md").read_text()
+    saved = json.loads((tmp_path / "res.json").read_text())
+    assert saved["boards"][0]["board"] == "someboard" and saved["runs"] == res["runs"]
+    assert bench_main(["--boards-only", "--out", str(tmp_path / "nothing")]) == 2
+
 
 def test_bench_copies_its_table_into_the_readme(tmp_path):
     from bench.run import update_readme
