@@ -175,7 +175,10 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
             continue
         family = "ice40" if "UP5K" in rep["device"].upper() or "ICE40" in \
             rep["device"].upper() else "ecp5"
-        spram = rep["resources"].get("spram", {}).get("used", 0) > 0
+        # the weights are never in SPRAM: the boards' memory factories put only memories the
+        # core declares single-port there (the UP5K's DFA raster and feedback matrix), and a
+        # weight memory needs a read and a write every cycle; a report may say otherwise
+        spram = rep.get("weights_in") == "spram"
         core = fmax / cyc["cycles_per_sample"]
         uart = rep["clock"]["uart_baud"] / (10 * link["total"])
         both = 1 / (1 / core + 1 / uart)

@@ -204,7 +204,16 @@ def test_bench_quick_writes_table(tmp_path):
             "events_per_cycle": 1.5},
            {"mode": "erbp", "lanes": 2, "latency": 1, "cycles_per_sample": 1.0,
             "events_per_cycle": 9.0}]
+    ice = tmp_path / "boards" / "up5k"
+    ice.mkdir()
+    (ice / "report.json").write_text((rep_dir / "report.json").read_text().replace(
+        '"someboard"', '"up5k"').replace("LFE5U-85F-BG381", "iCE40UP5K-SG48").replace(
+        '"spram": {"used": 0, "available": 0}', '"spram": {"used": 3, "available": 4}'))
     rows = hw.board_rows(cyc, {"total": 100}, 500.0, report_dir=tmp_path / "boards")
+    # the UP5K's SPRAM holds the DFA memories, not the weights: its bound is its block RAMs'
+    assert rows[1]["board"] == "up5k"
+    assert rows[1]["port_bound_per_cycle"] == hw.memory_port_bound("ice40", Config()) == 32
+    rows = rows[:1]
     (b,) = rows
     assert b["core_samples_per_s"] == pytest.approx(1000.0)       # 80 MHz / 80,000 cycles
     assert b["uart_samples_per_s"] == pytest.approx(2000.0)       # 2 Mbaud / (10 bits * 100)
