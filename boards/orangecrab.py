@@ -1,11 +1,12 @@
 """OrangeCrab r0.2 with an LFE5U-25F: an MNIST-sized 784-96-10 (76,224 synapses), P = 2.
 
-* Clock: the 48 MHz oscillator (A9) through an ``EHXPLLL``; default 75 MHz.
+* Clock: the 48 MHz oscillator (A9) through an ``EHXPLLL``; default 100 MHz
+  (48 x 25 / 12).
 * Host link: the OrangeCrab has no USB-serial chip (its USB port is wired to the FPGA for
   the DFU bootloader), so the UART is on the Feather header where Feather boards put it:
   **pin "0" (N17) is the FPGA's RX, pin "1" (M18) its TX**, 3.3 V levels. Connect a 3.3 V
-  USB-serial adapter: adapter TX -> pin 0, adapter RX -> pin 1, GND -> GND. 75 MHz /
-  2 Mbaud: 37 cycles a bit (the adapter must support 2 Mbaud, e.g. FT232H/FT2232H/CP2102N;
+  USB-serial adapter: adapter TX -> pin 0, adapter RX -> pin 1, GND -> GND. 100 MHz /
+  2 Mbaud: 50 cycles a bit (the adapter must support 2 Mbaud, e.g. FT232H/FT2232H/CP2102N;
   otherwise build with a lower ``--baud``).
 * LEDs: the RGB LED's green element lit while the core is busy.
 * Programming: press the button while plugging in USB (DFU bootloader), then
@@ -49,8 +50,8 @@ BOARD = Board(
     name="orangecrab-25f",
     platform=OrangeCrabPlatform,
     family="ecp5",
-    freq_mhz=75.0,
-    goal_mhz=75.0,
+    freq_mhz=100.0,
+    goal_mhz=100.0,
     arch=dict(n_in=784, n_hid=96, n_out=10, timesteps=64),
     lanes=2,
     clock=ecp5_clock("clk"),
