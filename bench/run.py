@@ -207,7 +207,7 @@ def render(results: dict) -> str:
                   "how fast the digits network trains with that board's P, L and Fmax. "
                   "The memory-port bound is the weight read-modify-writes per cycle that the "
                   "block RAMs holding the digits W1 allow (each block at its widest port, one "
-                  "read and one write per cycle; a UP5K SPRAM needs two cycles). CPU: the "
+                  "read and one write per cycle; the UP5K's SPRAM holds no weights). CPU: the "
                   "golden model's eRBP training samples/s on one core, measured above.", "",
                   "| board | network (synapses), P, L | LUT | FF | block RAM | SPRAM | DSP | "
                   "Fmax / target / goal (MHz) | digits cycles/sample | "
