@@ -144,15 +144,14 @@ def link_bounds(cfg, cycles_rows, link, baud=2_000_000, clk_hz=12_000_000, lanes
 BRAM = {"ice40": (4096, 16, True), "ecp5": (18432, 36, True)}
 
 
-def memory_port_bound(family, cfg, spram=False) -> float:
+def memory_port_bound(family, cfg) -> float:
     """Weight read-modify-writes per cycle the block RAMs that hold ``W1`` of ``cfg`` allow:
     every block needed for ``W1`` at its widest port does one read and one write per cycle,
-    so it updates ``width // w_bits`` weights per cycle; a single-port UP5K SPRAM (16 bits)
-    needs a read and a write cycle, so it updates ``16 // w_bits / 2``."""
+    so it updates ``width // w_bits`` weights per cycle. (The weights are never in a UP5K
+    SPRAM: the boards' memory factories put only the memories the core declares single-port
+    there, the DFA raster and the feedback matrix; a weight memory needs a read and a write
+    every cycle.)"""
     bits = cfg.n_in * cfg.n_hid * cfg.w_bits
-    if spram:
-        n = -(-bits // (256 * 1024))
-        return n * (16 // cfg.w_bits) / 2
     size, width, _ = BRAM[family]
     n = -(-bits // size)
     return n * (width // cfg.w_bits)
@@ -175,14 +174,10 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
             continue
         family = "ice40" if "UP5K" in rep["device"].upper() or "ICE40" in \
             rep["device"].upper() else "ecp5"
-        # the weights are never in SPRAM: the boards' memory factories put only memories the
-        # core declares single-port there (the UP5K's DFA raster and feedback matrix), and a
-        # weight memory needs a read and a write every cycle; a report may say otherwise
-        spram = rep.get("weights_in") == "spram"
         core = fmax / cyc["cycles_per_sample"]
         uart = rep["clock"]["uart_baud"] / (10 * link["total"])
         both = 1 / (1 / core + 1 / uart)
-        bound = memory_port_bound(family, digits, spram)
+        bound = memory_port_bound(family, digits)
         rows.append({
             "board": rep["board"], "device": rep["device"], "design": rep.get("design"),
             "network": rep["network"], "lanes": P, "weight_latency": L,

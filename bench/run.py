@@ -352,16 +352,22 @@ def main(argv=None) -> int:
         "wall_seconds": time.time() - t0,
     }
     out = Path(a.out)
+    print(_publish(results, out, readme=not a.no_readme and out == HERE / "results"))
+    print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
+          f"in {time.time() - t0:.0f} s")
+    return 0
+
+
+def _publish(results: dict, out: Path, readme: bool) -> str:
+    """Write ``out``.json and ``out``.md (and the README block when ``readme``); returns the
+    table."""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     table = render(results)
     out.with_suffix(".md").write_text(table + "\n")
-    print(table)
-    if not a.no_readme and out == HERE / "results":
+    if readme:
         update_readme(table)
-    print(f"\nwritten {out.with_suffix('.md')} and {out.with_suffix('.json')} "
-          f"in {time.time() - t0:.0f} s")
-    return 0
+    return table
 
 
 def _boards_only(out: Path, reports: Path, readme: bool) -> int:
@@ -374,11 +380,7 @@ def _boards_only(out: Path, reports: Path, readme: bool) -> int:
     results["boards"] = hw.board_rows(results["core_cycles"], results["link"],
                                       results["speed"]["train_erbp"], report_dir=reports)
     results["boards_date"] = time.strftime("%Y-%m-%d")
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    table = render(results)
-    out.with_suffix(".md").write_text(table + "\n")
-    if readme:
-        update_readme(table)
+    _publish(results, out, readme)
     print(f"{len(results['boards'])} board report(s) read into {path} and {out.with_suffix('.md')}")
     return 0
 
