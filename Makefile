@@ -13,7 +13,7 @@ BACKEND ?= virtual
 # Board for make bitstream / make prog: icebreaker, ulx3s-85f or orangecrab-25f
 BOARD  ?= icebreaker
 
-.PHONY: help demo demo-golden test test-slow bench bitstream prog clean distclean
+.PHONY: help demo demo-golden test test-slow lint bench bitstream prog clean distclean
 
 help:
 	@echo "make demo      train the digits network on the virtual board (the RTL in Verilator, over"
@@ -21,6 +21,7 @@ help:
 	@echo "make demo-golden  the same on the NumPy golden model (10 epochs, about a minute)"
 	@echo "make test      run the test suite (fast tier; what CI runs)"
 	@echo "make test-slow also run the slow tests"
+	@echo "make lint      check that imports go one way (import-linter); make test runs it"
 	@echo "make bench     measure accuracy and speed, write bench/results.md and .json"
 	@echo "make bitstream BOARD=icebreaker|ulx3s-85f|orangecrab-25f"
 	@echo "               build with Yosys + nextpnr (YoWASP); bitstream and report.json in build/boards/"
@@ -43,10 +44,14 @@ demo-golden: $(STAMP)
 	    --epochs 10 --seed $(SEED) --checkpoint runs/demo-golden/checkpoint.npz \
 	    --json runs/demo-golden/results.json --plots runs/demo-golden/plots
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-slow: $(STAMP)
+# imports go one way (pyproject.toml [tool.importlinter])
+lint: $(STAMP)
+	$(BIN)/lint-imports
+
+test-slow: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

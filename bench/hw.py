@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hdl.core import presentation_cycles, synaptic_events
 from sim.golden import GoldenModel
+from spec.cycles import presentation_cycles, synaptic_events
+from spec.link import BAUD, CLK_HZ, DIVISOR
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -75,7 +76,7 @@ def cocotb_suite_seconds() -> dict:
 
 def link_bytes(cfg, X, y, mode="erbp") -> dict:
     """Mean bytes on the wire per PRESENT (request and reply, SLIP-framed) over ``X``."""
-    from sw import protocol as pr
+    from spec import protocol as pr
     req = [len(pr.request(1, pr.Op.PRESENT, pr.present_payload(cfg, mode, int(l), x)))
            for x, l in zip(X, y)]
     # the reply's escapes depend on counts and cycle figures: take a typical one
@@ -121,11 +122,10 @@ def virtual_board(cfg, ds, lanes=4, n_train=150, n_infer=100, seed=0) -> dict:
 
 
 def vb_divisor():
-    from sw.virtual import DEFAULT_DIVISOR
-    return DEFAULT_DIVISOR
+    return DIVISOR
 
 
-def link_bounds(cfg, cycles_rows, link, baud=2_000_000, clk_hz=12_000_000, lanes=(1, 4)):
+def link_bounds(cfg, cycles_rows, link, baud=BAUD, clk_hz=CLK_HZ, lanes=(1, 4)):
     """Samples/s the UART allows and the core allows (computed, not measured)."""
     uart = baud / (10 * link["total"])
     out = []
@@ -161,7 +161,7 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
     """One row per board report found (``make bitstream`` writes them); figures computed
     from the report's achieved Fmax and the cycle counts of the digits network."""
     import json
-    from sim.config import Config
+    from spec.config import Config
     rows = []
     digits = Config()
     for path in sorted(Path(report_dir).glob("*/report.json")):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.config import Config
+from spec.config import Config
 from sim.data import load_dataset
 
 HERE = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def _spiking(args):
 
 def _float(args):
     rule, seed, epochs, limit = args
-    from sim.fixed import feedback_matrix
+    from spec.fixed import feedback_matrix
     from sim.floatref import train_float
 
     ds = load_dataset("digits", limit_train=limit)

@@ -13,6 +13,8 @@ from typing import Callable
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
+from spec import link
+
 __all__ = ["Board", "BoardTop", "design_class", "uart_and_busy_led"]
 
 
@@ -107,7 +109,7 @@ class BoardTop(Elaboratable):
     Parameters
     ----------
     board : Board
-    cfg : sim.config.Config
+    cfg : spec.config.Config
     lanes : int
     freq_hz : float
         Requested clock; the achieved one (after :meth:`elaborate`) is :attr:`clk_hz`.
@@ -117,7 +119,7 @@ class BoardTop(Elaboratable):
         Build :class:`boards.standin.StandInTop` even if ``hdl.top.Top`` exists.
     """
 
-    def __init__(self, board, cfg, lanes, freq_hz, baud=2_000_000, standin=False):
+    def __init__(self, board, cfg, lanes, freq_hz, baud=link.BAUD, standin=False):
         self.board = board
         self.cfg = cfg
         self.lanes = lanes
@@ -129,11 +131,9 @@ class BoardTop(Elaboratable):
         self.memory = None
 
     def elaborate(self, platform):
-        from hdl.uart import divisor_for
-
         m = Module()
         self.clk_hz = self.board.clock(m, platform, self.freq_hz)
-        self.divisor = divisor_for(self.clk_hz, self.baud)
+        self.divisor = link.divisor_for(self.clk_hz, self.baud)
         self.memory = self.board.memory()
         m.submodules.top = top = self.design(self.cfg, lanes=self.lanes, divisor=self.divisor,
                                              clk_hz=self.clk_hz, memory=self.memory,

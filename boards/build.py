@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from sim.config import Config
+from spec import link
+from spec.config import Config
 
 from . import icebreaker, orangecrab, ulx3s
 from .board import BoardTop
@@ -70,7 +71,7 @@ def tool_environment():
 
 def board_config(board, config_file=None):
     """The network of a build: the board's default, or ``config_file`` (a ``Config`` JSON
-    file as ``sim.config.Config.from_file`` reads it)."""
+    file as ``spec.config.Config.from_file`` reads it)."""
     if config_file:
         return Config.from_file(config_file)
     return Config().replace(**board.arch)
@@ -89,7 +90,7 @@ def _overrides(family, f_mhz):
     return over
 
 
-def prepare(board, cfg, lanes=None, freq_mhz=None, *, standin=False, baud=2_000_000):
+def prepare(board, cfg, lanes=None, freq_mhz=None, *, standin=False, baud=link.BAUD):
     """Elaborate without running any tool: returns ``(platform, top, plan)`` where ``plan``
     is Amaranth's build plan (the RTLIL, the Yosys script, the constraints, the shell
     script); ``plan.extract(dir)`` writes them."""
@@ -187,7 +188,7 @@ def path_ends(pnr_report):
 
 
 def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
-          baud=2_000_000, check_timing=True, log=print):
+          baud=link.BAUD, check_timing=True, log=print):
     """Build the bitstream and write ``report.json``; returns the report (a dict).
 
     Raises :class:`TimingError` after writing the report when the achieved clock is below
@@ -284,7 +285,7 @@ def program(board, bitstream, *, run=subprocess.run):
     return res
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m boards.build", description=__doc__.split(
         "\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n".join(f"{b.name}: {b.notes}" for b in BOARDS.values()))
@@ -294,8 +295,8 @@ def main(argv=None):
     ap.add_argument("--config", help="network configuration (Config JSON; default: the "
                                      "board's network with the default registers)")
     ap.add_argument("--out", help="output directory (default: build/boards/<board>)")
-    ap.add_argument("--baud", type=int, default=2_000_000,
-                    help="host link baud rate (default: 2000000, as hdl.top)")
+    ap.add_argument("--baud", type=int, default=link.BAUD,
+                    help=f"host link baud rate (default: {link.BAUD}, as the host's)")
     ap.add_argument("--standin", action="store_true",
                     help="build the core alone behind a shift chain (area of the core), "
                          "even if hdl/top.py exists")
@@ -304,7 +305,11 @@ def main(argv=None):
     ap.add_argument("--prog", action="store_true", help="program the board afterwards")
     ap.add_argument("--prog-only", action="store_true",
                     help="only program the existing bitstream")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
     board = BOARDS[args.board]
     out = Path(args.out) if args.out else Path("build") / "boards" / board.name
     try:

@@ -110,65 +110,42 @@ Hardware notes
 * The runtime registers are sampled live: hold them stable during a presentation.
 """
 
-import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from spec.cycles import (HASH_LATENCY, MAX_WEIGHT_LATENCY, cycles_per_step,
+                         presentation_cycles, synaptic_events)
+from spec.packing import nblocks as _nblocks
+from spec.registers import REGISTERS
+from spec.rules import MODES
 
 from .encoder import Encoder
 from .hash import STEPS as HASH_STEPS, hash32_steps
 from .mem import WordMemory
 
 PHI32 = 0x9E3779B9
-#: Register stages of the scalar hash (its input, then one per step): its users present
-#: their inputs this many cycles ahead.
-HASH_LATENCY = 1 + HASH_STEPS
-#: Largest supported ``weight_latency``.
-MAX_WEIGHT_LATENCY = 3
 
 __all__ = ["Core", "Mode", "MODE_NAMES", "regs_layout", "reg_values", "result_layout",
            "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles",
            "synaptic_events"]
 
 
-class Mode(enum.Enum, shape=2):
-    INFER = 0
-    ERBP = 1
-    DFA = 2
-
-
-MODE_NAMES = {"infer": Mode.INFER, "erbp": Mode.ERBP, "dfa": Mode.DFA}
-
-
-def _nblocks(n, lanes):
-    return -(-n // lanes)
+#: The ``mode`` of the ``cmd`` port: inference, then one per learning rule (``spec.rules``).
+Mode = enum.Enum("Mode", {name.upper(): n for name, n in MODES.items()}, module=__name__)
+MODE_NAMES = {name: Mode(n) for name, n in MODES.items()}
 
 
 def regs_layout(cfg) -> data.StructLayout:
-    """The runtime registers (fields of kind ``reg`` of :class:`sim.config.Config`).
-
-    ``reset`` becomes the bit ``reset_zero`` (1: set V to 0 on a spike, 0: subtract theta).
-    """
-    sb = cfg.state_bits
+    """The runtime registers (``spec.registers``, in protocol order), each as wide as its
+    range needs: ``reset`` becomes the bit ``reset_zero`` (1: set V to 0 on a spike)."""
     return data.StructLayout({
-        "theta_hid": signed(sb), "theta_out": signed(sb),
-        "leak_v": range(sb), "leak_u": range(sb),
-        "reset_zero": 1,
-        "target_rate": cfg.in_bits,
-        "err_shift_out": range(sb - 1), "err_shift_hid": range(sb - 1),
-        "lr_shift_hid": range(25), "lr_shift_out": range(25),
-        "dfa_shift_hid": range(25), "dfa_shift_out": range(25),
-        "bmin_hid": signed(sb), "bmax_hid": signed(sb),
-        "bmin_out": signed(sb), "bmax_out": signed(sb),
-        "seed": 32,
-    })
+        r.name: (signed if r.signed else unsigned)(r.width(cfg)) for r in REGISTERS})
 
 
 def reg_values(cfg) -> dict:
     """Register values of ``cfg`` in the form ``ctx.set(core.regs, ...)`` accepts."""
-    r = {name: getattr(cfg, name) for name in regs_layout(cfg).members if name != "reset_zero"}
-    r["reset_zero"] = int(cfg.reset == "zero")
-    return r
+    return {r.name: r.encode(getattr(cfg, r.config_field)) for r in REGISTERS}
 
 
 def cmd_layout(cfg) -> data.StructLayout:
@@ -191,14 +168,6 @@ def trace_layout(cfg, lanes) -> data.StructLayout:
         "v": data.ArrayLayout(signed(sb), lanes), "u": data.ArrayLayout(signed(sb), lanes),
         "s": lanes,
     })
-
-
-def cycles_per_step(cfg, lanes, n1, n2, latency=1):
-    """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see
-    ``docs/cycles.md``); ``latency`` is the core's ``weight_latency``."""
-    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    return (15 + 2 * latency + max(nb1 + nb2, cfg.n_in + 2) + 2 * (nb1 + nb2)
-            + n1 * nb1 + n2 * nb2)
 
 
 def _cmul(x, c):
@@ -257,7 +226,7 @@ class Core(wiring.Component):
 
     Parameters
     ----------
-    cfg : sim.config.Config
+    cfg : spec.config.Config
         Only the ``arch`` fields are used at elaboration; everything of kind ``reg`` comes
         from the ``regs`` port at run time.
     lanes : int
@@ -1078,29 +1047,3 @@ class Core(wiring.Component):
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         m.d.comb += self.busy.eq(~idle)
         return m
-
-
-def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
-    """Cycles of one presentation (``docs/cycles.md``); ``n1[t]``, ``n2[t]`` are the input
-    and hidden spike counts of each step of the forward pass, ``latency`` the core's
-    ``weight_latency``."""
-    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    T = cfg.timesteps
-    c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t]), latency)
-                for t in range(T))
-    c += latency + cfg.n_out                      # END, ARG
-    if mode != "infer":
-        c += 3 * HASH_LATENCY - 1 + nb1 * lanes * cfg.n_out
-    if mode == "dfa":
-        learn = sum(8 + max(nb1 + nb2, cfg.n_in + 2) + int(n1[t]) * nb1 + int(n2[t]) * nb2
-                    for t in range(T))
-        c += 3 + cfg.n_out + nb1 + nb2 + latency + learn
-    return c
-
-
-def synaptic_events(cfg, mode, n1, n2):
-    """Synaptic events of one presentation (what ``syn_events`` adds up): every input spike
-    reaches ``n_hid`` synapses and every hidden spike ``n_out``; the DFA learning phase
-    replays the forward spikes, so DFA counts them twice."""
-    ev = int(cfg.n_hid * np.sum(n1) + cfg.n_out * np.sum(n2))
-    return 2 * ev if mode == "dfa" else ev

@@ -18,8 +18,8 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.config import Config
-from sim.fixed import encoder_phase
+from spec.config import Config
+from spec.fixed import encoder_phase
 
 from .mem import WordMemory
 
@@ -45,7 +45,7 @@ class Encoder(wiring.Component):
 
     Parameters
     ----------
-    cfg : sim.config.Config
+    cfg : spec.config.Config
         Uses the architecture fields ``n_in`` and ``in_bits``.
     memory : callable
         Memory factory with the :class:`hdl.mem.WordMemory` signature.

@@ -10,11 +10,11 @@ from amaranth.hdl import Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from spec.fixed import GOLDEN32, HASH_ROUNDS, HASH_STEPS
+
 __all__ = ["GOLDEN32", "ROUNDS", "STEPS", "hash32", "hash32_steps", "Hash32"]
 
-GOLDEN32 = 0x9E3779B9
-#: (left-shift-add, right-shift-xor) pairs after the first add and xor; mirrors sim.fixed.
-ROUNDS = ((10, 6), (3, 11), (15, 16), (7, 13))
+ROUNDS = HASH_ROUNDS
 
 
 def _w32(x):
@@ -23,7 +23,7 @@ def _w32(x):
 
 
 #: Number of steps of :func:`hash32_steps`: the first add and xor, then one per round.
-STEPS = 1 + len(ROUNDS)
+STEPS = HASH_STEPS
 
 
 def hash32_steps(x, start: int = 0, stop: int = STEPS) -> Value:
@@ -55,7 +55,7 @@ def hash32(x) -> Value:
     Returns
     -------
     Value
-        ``unsigned(32)`` expression, equal to ``sim.fixed.hash32(x)``.
+        ``unsigned(32)`` expression, equal to ``spec.fixed.hash32(x)``.
     """
     return hash32_steps(x)
 

@@ -64,7 +64,7 @@ __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "
            "ESC_ESC", "default_max_frame", "reg_ranges", "COUNTER_OFFSETS"]
 
 # The protocol's constants are defined once, in the host codec (pure Python, no I/O).
-from sw.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
+from spec.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
                          REGISTERS, Op, Status, default_max_frame, reg_range)
 
 
@@ -113,7 +113,7 @@ class ProtocolEngine(wiring.Component):
 
     Parameters
     ----------
-    cfg : sim.config.Config
+    cfg : spec.config.Config
     lanes : int
         ``P`` of the core.
     memory : callable

@@ -4,21 +4,18 @@ Its only ports are the serial pins and a busy indicator, so the same top level s
 boards (``boards/``: ``rx``/``tx`` to the USB-serial bridge, ``busy`` to an LED) and the
 virtual board (``sw/virtual.py``: Verilog ports ``clk``, ``rst``, ``rx``, ``tx``, ``busy``).
 
-Default link speed
-------------------
-``clk_hz = 12_000_000`` and ``divisor = 6``: 2 Mbaud. The FT2232H of the iCEBreaker (and of
-most FTDI-based boards) derives its baud rate from 12 MHz as ``12 MHz / (n + k/8)``, so 2
-Mbaud is exact, and Linux offers it as a standard rate. 3 Mbaud (``divisor = 4``) would also
-be exact on the FT2232H, but it is the receiver's smallest divisor, where its tolerance for a
-fast sender is only +2.6 % (+3.4 % at 6, see ``hdl/uart.py``), and the FT231X of some boards
-stops at 3 Mbaud. The link is not the bottleneck: a presentation of the default network takes
-tens of thousands of core cycles against ~70 bytes (0.35 ms) each way. Boards that run the
-core from a PLL pass their own ``clk_hz`` and a divisor from :func:`hdl.uart.divisor_for`.
+Link speed
+----------
+The defaults (``clk_hz``, ``divisor``: 2 Mbaud at 12 MHz) are ``spec.link``'s, shared with the
+boards, the device model and the host. Boards that run the core from a PLL pass their own
+``clk_hz`` and a divisor from :func:`spec.link.divisor_for`.
 """
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from spec import link
 
 from .mem import WordMemory
 from .protocol import ProtocolEngine
@@ -26,8 +23,8 @@ from .uart import UARTRx, UARTTx
 
 __all__ = ["Top", "DEFAULT_CLK_HZ", "DEFAULT_DIVISOR"]
 
-DEFAULT_CLK_HZ = 12_000_000
-DEFAULT_DIVISOR = 6
+DEFAULT_CLK_HZ = link.CLK_HZ
+DEFAULT_DIVISOR = link.DIVISOR
 
 
 class Top(wiring.Component):
@@ -35,7 +32,7 @@ class Top(wiring.Component):
 
     Parameters
     ----------
-    cfg : sim.config.Config
+    cfg : spec.config.Config
     lanes : int
         ``P`` of the core.
     divisor : int

@@ -68,14 +68,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["UARTRx", "UARTTx", "divisor_for", "MIN_DIVISOR", "MAX_BAUD_ERROR"]
+from spec.link import MIN_DIVISOR
 
-#: Fewest clock cycles per bit: the receiver needs a mid-bit sample at least one cycle after
-#: the start edge and one cycle to return to the idle state.
-MIN_DIVISOR = 4
-#: Largest relative baud error :func:`divisor_for` accepts.
-MAX_BAUD_ERROR = 0.02
-
+__all__ = ["UARTRx", "UARTTx"]
 
 def _check_divisor(divisor):
     try:
@@ -87,32 +82,6 @@ def _check_divisor(divisor):
         raise ValueError(f"UART divisor must be at least {MIN_DIVISOR} clock cycles per bit, "
                          f"not {value}")
     return value
-
-
-def divisor_for(clk_hz, baud) -> int:
-    """The divisor (clock cycles per bit) closest to ``clk_hz / baud``.
-
-    Raises
-    ------
-    ValueError
-        If a frequency is not positive, if the divisor would be below ``MIN_DIVISOR`` (the
-        clock is too slow for this baud rate) or if ``clk_hz / divisor`` is more than
-        ``MAX_BAUD_ERROR`` (2 %) away from ``baud``.
-    """
-    if not clk_hz > 0 or not baud > 0:
-        raise ValueError(f"clock frequency and baud rate must be positive, not {clk_hz!r} "
-                         f"and {baud!r}")
-    divisor = max(1, round(clk_hz / baud))
-    if divisor < MIN_DIVISOR:
-        raise ValueError(f"a {clk_hz} Hz clock is too slow for {baud} baud: "
-                         f"{clk_hz / baud:.2f} cycles per bit, the UART needs at least "
-                         f"{MIN_DIVISOR}")
-    error = clk_hz / divisor / baud - 1
-    if abs(error) > MAX_BAUD_ERROR:
-        raise ValueError(f"no divisor of a {clk_hz} Hz clock gives {baud} baud within "
-                         f"{MAX_BAUD_ERROR:.0%}: the nearest, {divisor}, gives "
-                         f"{clk_hz / divisor:.1f} baud ({error:+.2%})")
-    return divisor
 
 
 class UARTRx(wiring.Component):

@@ -16,15 +16,19 @@ import struct
 
 import numpy as np
 
-from sw import protocol as pr
-from sw.protocol import Op, Status
+from spec import link
+from spec.cycles import presentation_cycles, synaptic_events
+from spec.registers import REGISTERS
+from spec.rules import MODE_NAMES
+from spec import protocol as pr
+from spec.protocol import Op, Status
 from .golden import GoldenModel
 
 __all__ = ["DeviceModel"]
 
 
 class DeviceModel:
-    def __init__(self, cfg, lanes: int = 1, *, clk_hz: int = 12_000_000, divisor: int = 4,
+    def __init__(self, cfg, lanes: int = 1, *, clk_hz: int = link.CLK_HZ, divisor: int = link.DIVISOR,
                  max_frame: int | None = None, weight_latency: int = 1):
         self.cfg = cfg
         self.lanes = lanes
@@ -153,14 +157,12 @@ class DeviceModel:
             return Status.BAD_LENGTH, b""
         mode, label = p[0], p[1]
         x = np.frombuffer(p[2:], "<u1" if ib == 1 else "<u2").astype(np.int64)
-        if mode > 2 or label >= cfg.n_out or x.max(initial=0) >= (1 << cfg.in_bits):
+        if mode >= len(MODE_NAMES) or label >= cfg.n_out or x.max(initial=0) >= (1 << cfg.in_bits):
             return Status.BAD_ARG, b""
-        from hdl.core import presentation_cycles, synaptic_events
-        regs = dict(zip(pr.REGISTERS, self.regs))
-        regs["reset"] = "zero" if regs.pop("reset_zero") else "subtract"
+        regs = {r.config_field: r.decode(v) for r, v in zip(REGISTERS, self.regs)}
         self.gold.set_registers(checked=False, **regs)
         self.gold.set_weights(*self.weights())
-        name = ("infer", "erbp", "dfa")[mode]
+        name = MODE_NAMES[mode]
         res = self.gold.present(x, label, mode=name, trace=True)
         s_in, s_hid = res.trace.s_in.sum(1), res.trace.s_hid.sum(1)
         cycles = presentation_cycles(cfg, self.lanes, name, s_in, s_hid, self.weight_latency)

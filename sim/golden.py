@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import MODES, Config, ConfigError
-from .fixed import MASK32, center_error, dither, encode, feedback_matrix, target_train
+from spec.config import MODES, Config, ConfigError
+from spec.fixed import MASK32, center_error, dither, encode, feedback_matrix, target_train
 
 __all__ = ["GoldenModel", "Presentation", "Trace", "UpdateStats", "init_weights"]
 

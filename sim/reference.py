@@ -6,7 +6,7 @@ events of a step are processed one at a time, in natural order or in an order sh
 caller-supplied ``random.Random``. NumPy is used nowhere in the arithmetic (inputs that
 happen to be NumPy arrays are converted to nested lists of ``int`` on entry).
 
-Nothing in this module imports ``sim.fixed`` or ``sim.golden``.
+Nothing in this module imports ``spec.fixed`` or ``sim.golden``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ import abc
 
 import numpy as np
 
-from sim.config import Config
+from spec import link
+
+from spec.config import Config
 from sim.golden import GoldenModel, UpdateStats
 
 __all__ = ["Backend", "BackendError", "GoldenBackend", "BoardBackend", "BACKENDS",
@@ -132,7 +134,7 @@ class BoardBackend(Backend):
             raise BackendError(str(e)) from None
 
     def _write_all_registers(self):
-        from .protocol import REGISTERS, register_values
+        from spec.protocol import REGISTERS, register_values
         for name, value in zip(REGISTERS, register_values(self.cfg)):
             if self._written.get(name) != value:
                 self.board.write_register(name, value, self.cfg)
@@ -176,7 +178,7 @@ class BoardBackend(Backend):
 BACKENDS = ("golden", "float", "virtual", "serial")
 
 
-def make_backend(name: str, cfg: Config, port: str | None = None, *, baud: int = 3_000_000,
+def make_backend(name: str, cfg: Config, port: str | None = None, *, baud: int = link.BAUD,
                  lanes: int | None = None, timeout: float = 2.0, retries: int = 3) -> Backend:
     """Open a backend. ``serial`` needs ``port``; ``virtual`` builds (once, cached) and
     starts the virtual board for ``cfg`` with ``lanes`` lanes."""

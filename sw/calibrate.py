@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.config import Config
+from spec.config import Config
 from sim.golden import GoldenModel
 
 __all__ = ["hidden_rate", "calibrate_hidden"]

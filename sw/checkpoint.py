@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.config import Config, ConfigError
+from spec.config import Config, ConfigError
 
 __all__ = ["Checkpoint", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 

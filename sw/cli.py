@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.config import RULES, Config, ConfigError, markdown_table
+from spec import link
+from sim.floatref import RULES as FLOAT_RULES
+from spec.config import RULES, Config, ConfigError, markdown_table
 from sim.data import DataError, load_dataset
 from .backend import BACKENDS, BackendError, make_backend
 from .driver import BoardError
@@ -65,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "reference nets), virtual (simulated board), serial (a real board)")
     t.add_argument("--port", help="serial port of the board (--backend serial), e.g. "
                    "/dev/ttyUSB1, or a port printed by `python -m sw virtual-board`")
-    t.add_argument("--baud", type=int, default=3_000_000,
-                   help="UART baud rate of the board (default: 3000000; ignored by the "
-                        "virtual board)")
+    t.add_argument("--baud", type=int, default=link.BAUD,
+                   help=f"UART baud rate of the board (default: {link.BAUD}, what every "
+                        "board build uses; ignored by the virtual board)")
     t.add_argument("--lanes", type=int, default=None, metavar="P",
                    help="neuron lanes of the core: built into the virtual board (default 4), "
                         "checked against a real board's bitstream (default: any)")
@@ -76,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 2; 3 resends)")
     t.add_argument("--dataset", default="digits", help="digits, FILE.npz or an MNIST IDX "
                    "directory (default: digits)")
-    t.add_argument("--rule", default="erbp", help="erbp or dfa; for --backend float: bp or dfa "
-                   "(default: erbp, or bp with --backend float)")
+    t.add_argument("--rule", default=RULES[0],
+                   help=f"{' or '.join(RULES)}; for --backend float: {' or '.join(FLOAT_RULES)} "
+                   f"(default: {RULES[0]}, or {FLOAT_RULES[0]} with --backend float)")
     t.add_argument("--epochs", type=int, default=20, help="epochs to train (default: 20)")
     t.add_argument("--seed", type=int, default=0,
                    help="seed of weights, sample order and the on-chip random streams")
@@ -155,9 +158,9 @@ def cmd_train(args) -> int:
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
     float_backend = args.backend == "float"
-    valid = ("bp", "dfa") if float_backend else RULES
-    if args.rule == "erbp" and float_backend:
-        args.rule = "bp"
+    valid = FLOAT_RULES if float_backend else RULES
+    if args.rule == RULES[0] and float_backend:
+        args.rule = FLOAT_RULES[0]
     if args.rule not in valid:
         raise UserError(f"unknown rule {args.rule!r} for the {args.backend} backend; "
                         f"choose one of {', '.join(valid)}")
@@ -285,7 +288,7 @@ def _wants_calibration(args, ds) -> bool:
 
 
 def _train_float(args, cfg, ds) -> dict:
-    from sim.fixed import feedback_matrix
+    from spec.fixed import feedback_matrix
     from sim.floatref import train_float
 
     t0 = time.perf_counter()

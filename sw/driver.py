@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 
-from . import protocol as pr
-from .protocol import Op, Status
+from spec import link
+from spec import protocol as pr
+from spec.protocol import Op, Status
 
 __all__ = ["Board", "BoardError", "BoardTimeout", "DeviceRejected", "ConfigMismatch",
            "open_serial"]
@@ -40,7 +41,7 @@ class ConfigMismatch(BoardError):
     pass
 
 
-def open_serial(port: str, baud: int = 3_000_000, timeout: float = 0.05):
+def open_serial(port: str, baud: int = link.BAUD, timeout: float = 0.05):
     """A pyserial port, with a one-line error when it cannot be opened."""
     import serial
     try:

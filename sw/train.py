@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from sim.config import Config
+from spec.config import Config
 from sim.data import Dataset
-from sim.fixed import target_train
+from spec.fixed import target_train
 from sim.floatref import hidden_alignment_deg
 from sim.golden import GoldenModel
 from .backend import Backend

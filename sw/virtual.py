@@ -6,7 +6,7 @@ shifts bytes written to a pty onto ``rx`` as 8N1 frames and decodes ``tx`` back 
 ``serial.Serial(board.port)`` opens the pty like a USB serial adapter. ::
 
     from sw.virtual import VirtualBoard, build_top
-    exe = build_top(cfg, lanes=1, divisor=8)          # cached under build/virtual/
+    exe = build_top(cfg, lanes=1)          # cached under build/virtual/
     with VirtualBoard(exe) as board:
         link = serial.Serial(board.port, timeout=1)
         ...
@@ -45,6 +45,8 @@ import time
 from collections import deque
 from pathlib import Path
 
+from spec import link
+
 from .driver import BoardError
 
 __all__ = ["VirtualBoardError", "verilator_command", "cache_root", "build", "build_top",
@@ -55,9 +57,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: The C++ harness compiled around the Verilated model.
 HARNESS = HERE / "virtual_board.cpp"
-#: Clock cycles per UART bit when none is given. The board's clock is simulated, so a small
-#: divisor only makes the link faster in simulated cycles; it must match the RTL.
-DEFAULT_DIVISOR = 8
+#: Clock cycles per UART bit when none is given (``spec.link``'s, like the top level's).
+DEFAULT_DIVISOR = link.DIVISOR
 #: Name of the Verilog module of the top level when converted by :func:`build_top`.
 TOP_NAME = "snn_top"
 PORTS = ("clk", "rst", "rx", "tx", "busy")
@@ -573,7 +574,7 @@ def main(argv=None, cfg=None) -> int:
     add_arguments(p)
     args = p.parse_args(argv)
     if cfg is None:
-        from sim.config import Config
+        from spec.config import Config
         cfg = Config()
     try:
         return run(args, cfg)

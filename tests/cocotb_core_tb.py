@@ -34,8 +34,8 @@ from cocotb.triggers import FallingEdge
 from hdl.core import (MODE_NAMES, _nblocks, cmd_layout, cycles_per_step, presentation_cycles,
                       reg_values, regs_layout, result_layout, trace_layout)
 from hdl.testing import Trace
-from sim.config import Config
-from sim.fixed import encode
+from spec.config import Config
+from spec.fixed import encode
 from sim.golden import GoldenModel
 from amaranth.hdl import signed
 from amaranth.lib import data

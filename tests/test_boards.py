@@ -16,7 +16,7 @@ from boards.memory import (BANK_WORDS, LUTRAM_WORDS, ICE40Memory, RW_UNDEF_ATTR,
 from hdl.mem import WordMemory
 from boards.pll import PLLError, ecp5_pll_params, ice40_pll_params
 from hdl.core import Core
-from sim.config import Config
+from spec.config import Config
 
 
 def _extract(name, tmp_path):

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from hdl.core import cycles_per_step, presentation_cycles
-from sim.config import Config
+from spec.config import Config
+from spec.cycles import cycles_per_step, presentation_cycles
+from spec.registers import markdown_table as register_table
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -33,3 +34,15 @@ def test_cycles_worked_example_matches_the_formulas():
     table = [ln for ln in block.group(1).strip().splitlines()[2:]]
     assert table == cycles_example_rows(), "\n".join(["docs/cycles.md should read:"]
                                                       + cycles_example_rows())
+
+
+def _between(text, tag):
+    return text.split(f"<!-- {tag} -->")[1].split(f"<!-- /{tag} -->")[0].strip()
+
+
+def test_register_tables_are_the_register_map():
+    table = register_table(Config())
+    for doc in ("spec.md", "protocol.md"):
+        assert _between((DOCS / doc).read_text(), "register-table") == table, \
+            f"docs/{doc}: the register table is stale; regenerate it with " \
+            "python -m spec.registers --markdown"

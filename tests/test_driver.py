@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from sim.config import Config
+from spec.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
-from sw import protocol as pr
+from spec import protocol as pr
 from sw.driver import Board, BoardError, BoardTimeout, ConfigMismatch, DeviceRejected, open_serial
 from tests.fake_board import ModelPort
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.config import Config
-from sim.fixed import (center_error, dither, encode, encoder_phase, feedback_matrix, hash32,
+from spec.config import Config
+from spec.fixed import (center_error, dither, encode, encoder_phase, feedback_matrix, hash32,
                        sround, stream_key, target_train)
 from sim.golden import GoldenModel, init_weights
 

@@ -6,8 +6,8 @@ import pytest
 
 from hdl.core import Core, cycles_per_step, presentation_cycles, synaptic_events
 from hdl.testing import CoreDriver, run_sim
-from sim.config import Config
-from sim.fixed import encode
+from spec.config import Config
+from spec.fixed import encode
 from sim.golden import GoldenModel
 
 

@@ -1,12 +1,12 @@
-"""RTL sigma-delta encoder against the golden ``sim.fixed.encode``."""
+"""RTL sigma-delta encoder against the golden ``spec.fixed.encode``."""
 
 import numpy as np
 import pytest
 
 from hdl.encoder import Encoder, phase_step
 from hdl.testing import run_sim
-from sim.config import Config
-from sim.fixed import encode, encoder_phase
+from spec.config import Config
+from spec.fixed import encode, encoder_phase
 
 
 @pytest.mark.parametrize("in_bits", [3, 8])

@@ -1,10 +1,10 @@
-"""RTL hash32 against the golden ``sim.fixed.hash32``."""
+"""RTL hash32 against the golden ``spec.fixed.hash32``."""
 
 import numpy as np
 
 from hdl.hash import Hash32
 from hdl.testing import run_sim
-from sim.fixed import hash32 as golden_hash32
+from spec.fixed import hash32 as golden_hash32
 
 
 def _check(registered):

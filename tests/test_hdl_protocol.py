@@ -17,12 +17,12 @@ from amaranth.sim import Simulator
 
 from hdl.core import presentation_cycles, synaptic_events
 from hdl.protocol import ProtocolEngine, default_max_frame
-from sim.config import Config
+from spec.config import Config
 from sim.device import DeviceModel
-from sim.fixed import encode
+from spec.fixed import encode
 from sim.golden import GoldenModel
-from sw import protocol as pr
-from sw.protocol import END, ESC, Op, Status
+from spec import protocol as pr
+from spec.protocol import END, ESC, Op, Status
 from tests.test_hdl_core import random_weights, stress_config
 
 

@@ -8,7 +8,8 @@ import pytest
 from amaranth.hdl import Module
 
 from hdl.testing import run_sim
-from hdl.uart import MAX_BAUD_ERROR, UARTRx, UARTTx, divisor_for
+from hdl.uart import UARTRx, UARTTx
+from spec.link import MAX_BAUD_ERROR, divisor_for
 
 PATTERNS = [0x00, 0xFF, 0x55, 0xAA, 0x01, 0x80, 0x7F, 0xFE]
 

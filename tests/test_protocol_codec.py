@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from sim.config import Config
-from sw import protocol as pr
+from spec.config import Config
+from spec import protocol as pr
 
 
 def test_crc_check_value():

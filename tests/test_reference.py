@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sim.config import Config
+from spec.config import Config
 from sim.golden import GoldenModel
 from sim.reference import (ref_dither, ref_encode, ref_feedback, ref_hash32, ref_phase_step,
                            ref_present)

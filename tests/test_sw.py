@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.config import Config, ConfigError, markdown_table
+from spec.config import Config, ConfigError, markdown_table
 from sim.golden import init_weights
 from sw.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from sw.cli import main
@@ -48,7 +48,7 @@ def test_spec_config_table_is_current():
     spec = (ROOT / "docs" / "spec.md").read_text()
     table = spec.split("<!-- config-table -->")[1].split("<!-- /config-table -->")[0]
     assert table.strip() == markdown_table().strip(), \
-        "docs/spec.md section 11 is stale: regenerate with python -m sim.config --markdown"
+        "docs/spec.md section 11 is stale: regenerate with python -m spec.config --markdown"
 
 
 # ---- checkpoints ------------------------------------------------------------------------------

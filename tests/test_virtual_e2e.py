@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from sim.config import Config
+from spec.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
-from sw import protocol as pr
+from spec import protocol as pr
 from tests.test_driver import CFG as DRIVER_CFG
 
 pytest.importorskip("serial")

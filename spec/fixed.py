@@ -12,7 +12,7 @@ import numpy as np
 from .config import Config
 
 __all__ = [
-    "MASK32", "DOMAIN_FEEDBACK", "DOMAIN_DITHER",
+    "MASK32", "GOLDEN32", "HASH_ROUNDS", "HASH_STEPS", "DOMAIN_FEEDBACK", "DOMAIN_DITHER",
     "sat", "sround", "center_error", "hash32", "stream_key", "feedback_matrix", "dither",
     "encoder_phase", "encode", "target_train",
 ]
@@ -67,7 +67,7 @@ def hash32(x):
         x = int(x) & MASK32
         x = (x + GOLDEN32) & MASK32
         x ^= x >> 16
-        for left, right in _ROUNDS:
+        for left, right in HASH_ROUNDS:
             x = (x + (x << left)) & MASK32
             x ^= x >> right
         return x
@@ -75,14 +75,16 @@ def hash32(x):
     with np.errstate(over="ignore"):
         x = x + np.uint32(GOLDEN32)
         x ^= x >> np.uint32(16)
-        for left, right in _ROUNDS:
+        for left, right in HASH_ROUNDS:
             x = x + (x << np.uint32(left))
             x ^= x >> np.uint32(right)
     return x
 
 
 #: (left-shift-add, right-shift-xor) pairs of hash32 after its first two operations.
-_ROUNDS = ((10, 6), (3, 11), (15, 16), (7, 13))
+HASH_ROUNDS = ((10, 6), (3, 11), (15, 16), (7, 13))
+#: Steps of hash32 that hardware may register between: the first add and xor, then a round each.
+HASH_STEPS = 1 + len(HASH_ROUNDS)
 
 
 def stream_key(seed: int, domain: int) -> int:

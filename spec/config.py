@@ -16,16 +16,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, make_dataclass
 from pathlib import Path
 
-__all__ = ["Config", "ConfigError", "RULES", "MODES"]
+from .registers import REGISTERS, RESET_MODES, SHIFT_MAX
+from .rules import MODE_NAMES, RULE_NAMES, learning_shifts
 
-#: Learning rules the core implements.
-RULES = ("erbp", "dfa")
+__all__ = ["Config", "ConfigError", "RULES", "MODES", "RESET_MODES", "markdown_table"]
+
+#: Learning rules the core implements (``spec.rules``).
+RULES = RULE_NAMES
 #: Presentation modes: inference plus one per learning rule.
-MODES = ("infer",) + RULES
-RESET_MODES = ("subtract", "zero")
+MODES = MODE_NAMES
 
 
 class ConfigError(ValueError):
@@ -36,16 +38,12 @@ def _arch(default, doc):
     return field(default=default, metadata={"kind": "arch", "doc": doc})
 
 
-def _reg(default, doc):
-    return field(default=default, metadata={"kind": "reg", "doc": doc})
-
-
 def _host(default, doc):
     return field(default=default, metadata={"kind": "host", "doc": doc})
 
 
 @dataclass(frozen=True)
-class Config:
+class _Arch:
     # --- architecture (fixed per bitstream) -------------------------------------------------
     n_in: int = _arch(64, "input channels (features)")
     n_hid: int = _arch(128, "hidden neurons")
@@ -55,36 +53,23 @@ class Config:
     state_bits: int = _arch(16, "signed width of the membrane states V and U")
     timesteps: int = _arch(64, "timesteps T per sample presentation")
 
-    # --- runtime registers: neuron dynamics -------------------------------------------------
-    theta_hid: int = _reg(2400, "hidden firing threshold (V >= theta fires)")
-    theta_out: int = _reg(512, "output firing threshold")
-    leak_v: int = _reg(3, "somatic leak shift k: V <- V - (V >> k) each step (0: no memory)")
-    leak_u: int = _reg(2, "dendritic leak shift: U <- U - (U >> k) each step (0: no memory)")
-    reset: str = _reg("subtract", "after a spike: 'subtract' theta or set V to 'zero'")
 
-    # --- runtime registers: error and targets -----------------------------------------------
-    target_rate: int = _reg(224, "target spike density of the label neuron, out of 2**in_bits")
-    err_shift_out: int = _reg(5, "eRBP: output U gains e << err_shift_out per step")
-    err_shift_hid: int = _reg(4, "eRBP: hidden U gains (B e) << err_shift_hid per step")
+#: The runtime registers' fields, from the register map (``spec.registers``).
+_REG_FIELDS = [(r.config_field, type(r.default),
+                field(default=r.default, metadata={"kind": "reg", "doc": r.doc, "register": r}))
+               for r in REGISTERS]
 
-    # --- runtime registers: learning ---------------------------------------------------------
-    lr_shift_hid: int = _reg(14, "eRBP hidden update d = sround(U, lr_shift_hid, r) (spec 6.2)")
-    lr_shift_out: int = _reg(9, "eRBP output update d = sround(U, lr_shift_out, r)")
-    bmin_hid: int = _reg(0, "hidden boxcar (both rules): learn only if bmin < V")
-    bmax_hid: int = _reg(3600, "hidden boxcar (both rules): learn only if V < bmax")
-    bmin_out: int = _reg(-1400, "output boxcar lower bound (exclusive)")
-    bmax_out: int = _reg(2800, "output boxcar upper bound (exclusive)")
-    dfa_shift_hid: int = _reg(14, "DFA hidden update d = sround(U, dfa_shift_hid, r) (spec 6.3)")
-    dfa_shift_out: int = _reg(7, "DFA output update d = sround(U, dfa_shift_out, r)")
-    seed: int = _reg(1, "32-bit seed of the feedback matrix and the rounding dither")
+#: Host-side training choices (never sent to the device as registers).
+_HOST_FIELDS = [
+    ("init_std_hid", int, _host(32, "std of the initial hidden weights, in weight LSBs")),
+    ("init_mean_hid", int, _host(13, "mean of the initial hidden weights (inputs are >= 0)")),
+    ("init_std_out", int, _host(32, "std of the initial output weights, in weight LSBs")),
+    ("lr_decay_epochs", tuple, _host((6, 10, 14, 18), "epochs (0-based) from which every "
+                                     "learning shift is one larger, cumulatively; e.g. 8,14")),
+]
 
-    # --- host side: initial weights and schedule (never sent to the device as registers) --------
-    init_std_hid: int = _host(32, "std of the initial hidden weights, in weight LSBs")
-    init_mean_hid: int = _host(13, "mean of the initial hidden weights (inputs are >= 0)")
-    init_std_out: int = _host(32, "std of the initial output weights, in weight LSBs")
-    lr_decay_epochs: tuple = _host((6, 10, 14, 18), "epochs (0-based) from which every learning "
-                                   "shift is one larger, cumulatively; e.g. 8,14")
 
+class _ConfigMethods:
     # ------------------------------------------------------------------------------------------
     def __post_init__(self):
         self.validate()
@@ -96,12 +81,13 @@ class Config:
 
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "reset":
-                need(v in RESET_MODES, f"reset must be one of {RESET_MODES}, not {v!r}")
-                continue
             if f.name == "lr_decay_epochs":
                 need(isinstance(v, tuple) and all(isinstance(e, int) and e >= 1 for e in v),
                      "lr_decay_epochs must be a tuple of epoch numbers >= 1")
+                continue
+            reg = f.metadata.get("register")
+            if reg is not None and reg.choices:
+                need(v in reg.choices, f"{f.name} must be one of {reg.choices}, not {v!r}")
                 continue
             need(isinstance(v, int) and not isinstance(v, bool),
                  f"{f.name} must be an integer, not {v!r}")
@@ -112,36 +98,26 @@ class Config:
         need(2 <= self.w_bits <= 16, "w_bits must be in 2..16")
         need(self.w_bits <= self.state_bits <= 32, "state_bits must be in w_bits..32")
         need(1 <= self.timesteps <= 4096, "timesteps must be in 1..4096")
-        smax = (1 << (self.state_bits - 1)) - 1
-        for name in ("theta_hid", "theta_out"):
-            need(1 <= getattr(self, name) <= smax, f"{name} must be in 1..{smax}")
-        for name in ("leak_v", "leak_u"):
-            need(0 <= getattr(self, name) <= self.state_bits - 1,
-                 f"{name} must be in 0..{self.state_bits - 1}")
-        need(0 <= self.target_rate < (1 << self.in_bits),
-             f"target_rate must be in 0..{(1 << self.in_bits) - 1}")
-        for name in ("err_shift_out", "err_shift_hid"):
-            need(0 <= getattr(self, name) <= self.state_bits - 2,
-                 f"{name} must be in 0..{self.state_bits - 2}")
-        for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
-            need(0 <= getattr(self, name) <= 24, f"{name} must be in 0..24")
-        for lo, hi in (("bmin_hid", "bmax_hid"), ("bmin_out", "bmax_out"),
-                       ):
+        # every register's range comes from the register map
+        for reg in REGISTERS:
+            if reg.choices:
+                continue
+            lo, hi = reg.range(self)
+            v = getattr(self, reg.config_field)
+            need(lo <= v <= hi, f"{reg.config_field} must be in {lo}..{hi}")
+        for lo, hi in (("bmin_hid", "bmax_hid"), ("bmin_out", "bmax_out")):
             need(getattr(self, lo) < getattr(self, hi), f"{lo} must be below {hi}")
-            for name in (lo, hi):
-                need(-smax - 1 <= getattr(self, name) <= smax,
-                     f"{name} must fit in {self.state_bits} signed bits")
-        need(0 <= self.seed <= 0xFFFFFFFF, "seed must be a 32-bit unsigned integer")
         for name in ("init_std_hid", "init_std_out"):
             need(0 <= getattr(self, name) <= self.w_max, f"{name} must be in 0..{self.w_max}")
         need(abs(self.init_mean_hid) <= self.w_max, f"init_mean_hid must be within ±{self.w_max}")
 
     def registers(self, epoch: int = 0) -> dict:
-        """The runtime registers in force during ``epoch`` (learning-rate schedule applied)."""
+        """The runtime registers in force during ``epoch`` (learning-rate schedule applied),
+        by ``Config`` field name."""
         regs = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["kind"] == "reg"}
         steps = sum(1 for e in self.lr_decay_epochs if epoch >= e)
-        for name in ("lr_shift_hid", "lr_shift_out", "dfa_shift_hid", "dfa_shift_out"):
-            regs[name] = min(regs[name] + steps, 24)
+        for name in learning_shifts():
+            regs[name] = min(regs[name] + steps, SHIFT_MAX)
         return regs
 
     # ---- derived quantities ------------------------------------------------------------------
@@ -248,6 +224,14 @@ class Config:
         return {f.name: f.metadata["doc"] for f in fields(cls)}
 
 
+Config = make_dataclass(
+    "Config", _REG_FIELDS + _HOST_FIELDS, bases=(_Arch, _ConfigMethods), frozen=True,
+    namespace={"__module__": __name__, "__doc__": """The configuration: ``arch`` fields (fixed
+    per bitstream), ``reg`` fields (runtime registers, one per ``spec.registers.REGISTERS``
+    entry, in its order) and ``host`` fields (training choices). Frozen; derive variants with
+    :meth:`replace`."""})
+
+
 def markdown_table() -> str:
     """The field table of ``docs/spec.md`` section 11."""
     lines = ["| field | kind | default | meaning |", "|---|---|---|---|"]
@@ -260,5 +244,5 @@ def markdown_table() -> str:
 if __name__ == "__main__":
     import sys
     if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m sim.config --markdown   (print the field table of docs/spec.md)")
+        sys.exit("usage: python -m spec.config --markdown   (print the field table of docs/spec.md)")
     print(markdown_table())

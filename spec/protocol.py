@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .packing import layer_shape, layer_words, pack_rows, unpack_rows, words_per_row
+from .registers import NAMES
+from .registers import REGISTERS as _REGISTER_MAP
+from .rules import mode_number
+
 __all__ = ["END", "ESC", "VERSION", "MAGIC", "Op", "Status", "REGISTERS", "ProtocolError",
            "Reply", "crc16", "slip_encode", "SlipDecoder", "request", "reply_frame",
            "parse_reply", "reg_range", "identify_payload", "parse_identify",
@@ -48,13 +53,8 @@ class Status(enum.IntEnum):
 #: Statuses that a resend of the same request may cure (the frame was damaged in transit).
 RETRYABLE = frozenset({Status.BAD_CRC, Status.OVERFLOW, Status.BAD_FRAMING})
 
-#: Runtime registers in protocol index order (the order of ``hdl.core.regs_layout``).
-REGISTERS = ("theta_hid", "theta_out", "leak_v", "leak_u", "reset_zero", "target_rate",
-             "err_shift_out", "err_shift_hid", "lr_shift_hid", "lr_shift_out",
-             "dfa_shift_hid", "dfa_shift_out", "bmin_hid", "bmax_hid", "bmin_out",
-             "bmax_out", "seed")
-
-MODES = {"infer": 0, "erbp": 1, "dfa": 2}
+#: Runtime register names in protocol index order (``spec.registers``).
+REGISTERS = NAMES
 
 COUNTERS = ("sample_counter", "presentations", "events", "busy_cycles", "frames_ok",
             "frames_rejected", "uart_errors")
@@ -193,48 +193,16 @@ def default_max_frame(cfg) -> int:
     return 1 << (need - 1).bit_length()
 
 
-def words_per_row(cfg, lanes: int, layer: int) -> int:
-    n = cfg.n_out if layer else cfg.n_hid
-    return -(-n // lanes)
-
-
-def layer_words(cfg, lanes: int, layer: int) -> int:
-    """Memory words of a layer: ``n_in * NB1`` or ``n_hid * NB2``."""
-    return (cfg.n_hid if layer else cfg.n_in) * words_per_row(cfg, lanes, layer)
-
-
 # ---- registers -----------------------------------------------------------------------------
 def reg_range(cfg, index: int) -> tuple:
     """Inclusive range of register ``index`` (docs/protocol.md, WRITE_REG)."""
-    name = REGISTERS[index]
-    sb = cfg.state_bits
-    if name in ("theta_hid", "theta_out"):
-        return 1, (1 << (sb - 1)) - 1
-    if name in ("bmin_hid", "bmax_hid", "bmin_out", "bmax_out"):
-        return -(1 << (sb - 1)), (1 << (sb - 1)) - 1
-    if name in ("leak_v", "leak_u"):
-        return 0, sb - 1
-    if name == "reset_zero":
-        return 0, 1
-    if name == "target_rate":
-        return 0, (1 << cfg.in_bits) - 1
-    if name in ("err_shift_out", "err_shift_hid"):
-        return 0, sb - 2
-    if name == "seed":
-        return 0, 0xFFFFFFFF
-    return 0, 24
+    return _REGISTER_MAP[index].range(cfg)
 
 
 def register_values(cfg, epoch: int = 0) -> list:
-    """The 17 register values of ``cfg`` (after its decay schedule at ``epoch``)."""
-    regs = cfg.registers(epoch) if hasattr(cfg, "registers") else {}
-    out = []
-    for name in REGISTERS:
-        if name == "reset_zero":
-            out.append(int(cfg.reset == "zero"))
-        else:
-            out.append(int(regs.get(name, getattr(cfg, name))))
-    return out
+    """The register values of ``cfg`` in index order (after its decay schedule at ``epoch``)."""
+    regs = cfg.registers(epoch)
+    return [r.encode(regs[r.config_field]) for r in _REGISTER_MAP]
 
 
 # ---- IDENTIFY ------------------------------------------------------------------------------
@@ -261,7 +229,7 @@ def parse_identify(payload: bytes) -> dict:
 
 # ---- PRESENT -------------------------------------------------------------------------------
 def present_payload(cfg, mode, label: int, x) -> bytes:
-    m = MODES[mode] if isinstance(mode, str) else int(mode)
+    m = mode_number(mode)
     x = np.asarray(x)
     if x.shape != (cfg.n_in,):
         raise ValueError(f"sample has shape {x.shape}, the network needs ({cfg.n_in},)")
@@ -297,25 +265,21 @@ def _wdtype(cfg):
 
 
 def pack_words(cfg, lanes: int, layer: int, w) -> bytes:
-    """All words of a layer from its weight matrix (``W1`` is ``n_in x n_hid``, ``W2`` is
-    ``n_hid x n_out``); padding lanes are 0."""
-    rows, cols = (cfg.n_hid, cfg.n_out) if layer else (cfg.n_in, cfg.n_hid)
+    """All words of a layer from its weight matrix (``spec.packing``), as ``WRITE_W`` and
+    ``READ_W`` carry them; padding lanes are 0."""
+    rows, cols = layer_shape(cfg, layer)
     w = np.asarray(w)
     if w.shape != (rows, cols):
         raise ValueError(f"W{layer + 1} has shape {w.shape}, expected ({rows}, {cols})")
     if w.min(initial=0) < cfg.w_min or w.max(initial=0) > cfg.w_max:
         raise ValueError(f"W{layer + 1} has values outside [{cfg.w_min}, {cfg.w_max}]")
-    nb = words_per_row(cfg, lanes, layer)
-    padded = np.zeros((rows, nb * lanes), np.int64)
-    padded[:, :cols] = w
-    return padded.astype(_wdtype(cfg)).tobytes()
+    return pack_rows(w, lanes).astype(_wdtype(cfg)).tobytes()
 
 
 def unpack_words(cfg, lanes: int, layer: int, data: bytes) -> np.ndarray:
     """Inverse of :func:`pack_words` (padding lanes dropped)."""
-    rows, cols = (cfg.n_hid, cfg.n_out) if layer else (cfg.n_in, cfg.n_hid)
-    nb = words_per_row(cfg, lanes, layer)
+    n = layer_words(cfg, lanes, layer) * lanes
     a = np.frombuffer(data, _wdtype(cfg)).astype(np.int64)
-    if a.size != rows * nb * lanes:
-        raise ProtocolError(f"W{layer + 1}: {a.size} weights read, expected {rows * nb * lanes}")
-    return a.reshape(rows, nb * lanes)[:, :cols].copy()
+    if a.size != n:
+        raise ProtocolError(f"W{layer + 1}: {a.size} weights read, expected {n}")
+    return unpack_rows(a.reshape(-1, lanes), layer_shape(cfg, layer)[1])
