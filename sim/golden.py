@@ -12,14 +12,15 @@ exactly representable integer (sums of at most a few thousand small integers).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from spec.config import MODES, Config, ConfigError
-from spec.fixed import MASK32, center_error, dither, encode, feedback_matrix, target_train
+from spec.fixed import MASK32, encode, feedback_matrix, target_train
 
-__all__ = ["GoldenModel", "Presentation", "Trace", "UpdateStats", "init_weights"]
+from .results import Presentation, Trace, UpdateStats, exact_float
+from .rules import GOLDEN_RULES
+
+__all__ = ["GoldenModel", "Presentation", "Trace", "UpdateStats", "init_weights", "exact_float"]
 
 
 def init_weights(cfg: Config, seed: int, std_hid: float | None = None,
@@ -36,65 +37,6 @@ def init_weights(cfg: Config, seed: int, std_hid: float | None = None,
     w2 = np.rint(rng.normal(0.0, std_out, (cfg.n_hid, cfg.n_out)))
     return (np.clip(w1, cfg.w_min, cfg.w_max).astype(np.int32),
             np.clip(w2, cfg.w_min, cfg.w_max).astype(np.int32))
-
-
-@dataclass
-class Trace:
-    """Per-timestep state of one presentation; each array has shape ``(T, n)``. States are
-    the values at the end of each timestep (after integration, firing, reset and error)."""
-    s_in: np.ndarray
-    s_hid: np.ndarray
-    v_hid: np.ndarray
-    u_hid: np.ndarray
-    s_out: np.ndarray
-    v_out: np.ndarray
-    u_out: np.ndarray
-    target: np.ndarray
-
-
-@dataclass
-class UpdateStats:
-    """Counts of gated synaptic events (gate open on a presynaptic spike) and of those whose
-    rounded update was zero, per layer. A layer whose updates are almost all zero has
-    silently stopped learning (learning-rate shift too large)."""
-    gated_hid: int = 0
-    zero_hid: int = 0
-    gated_out: int = 0
-    zero_out: int = 0
-
-    def add(self, other: "UpdateStats") -> None:
-        self.gated_hid += other.gated_hid
-        self.zero_hid += other.zero_hid
-        self.gated_out += other.gated_out
-        self.zero_out += other.zero_out
-
-    @property
-    def zero_fraction_hid(self) -> float:
-        return self.zero_hid / self.gated_hid if self.gated_hid else float("nan")
-
-    @property
-    def zero_fraction_out(self) -> float:
-        return self.zero_out / self.gated_out if self.gated_out else float("nan")
-
-
-def exact_float(bound: int):
-    """The cheapest float type whose matrix products are exact integers when every partial
-    sum is at most ``bound`` in magnitude (float32 holds integers up to 2**24)."""
-    return np.float32 if bound < (1 << 24) else np.float64
-
-
-@dataclass
-class Presentation:
-    counts: np.ndarray          # output spike counts (n_out,)
-    hid_counts: np.ndarray      # hidden spike counts (n_hid,)
-    pred: int                   # most output spikes, ties to the lowest index
-    stats: UpdateStats = field(default_factory=UpdateStats)
-    trace: Trace | None = None
-    u_hid: np.ndarray | None = None  # DFA: the per-sample hidden error (after the forward phase)
-    u_out: np.ndarray | None = None
-    #: forward-phase record for the DFA learning phase: hidden spikes, start-of-step V of both
-    #: layers, each (T, n)
-    forward: tuple | None = field(default=None, repr=False)
 
 
 class GoldenModel:
@@ -176,17 +118,16 @@ class GoldenModel:
                 raise ValueError(f"the label must be in 0..{c.n_out - 1}, not {label}")
             label = int(label)
         s_in = encode(c, x)
-        if mode == "erbp":
-            res = self._present_erbp(s_in, label, trace)
+        if mode == "infer":
+            res = self.forward(s_in, trace, label)
         else:
-            res = self._forward(s_in, trace, label)
-            if mode == "dfa":
-                self._learn_dfa(s_in, label, res)
+            res = GOLDEN_RULES[mode].present(self, s_in, label, trace)
         if mode != "infer":
             self.sample_counter = (self.sample_counter + 1) & MASK32
         return res
 
-    def _step_base(self) -> int:
+    def step_base(self) -> int:
+        """Global step number of the next presentation's first step (spec 3)."""
         return (self.sample_counter * self._cfg.timesteps) & MASK32
 
     @staticmethod
@@ -198,7 +139,7 @@ class GoldenModel:
             v = np.where(s, 0, v)
         return s, v
 
-    def _forward(self, s_in: np.ndarray, trace: bool, label: int | None) -> Presentation:
+    def forward(self, s_in: np.ndarray, trace: bool, label: int | None) -> Presentation:
         """Inference dynamics of one sample (no learning, U stays 0). Also the DFA forward
         phase, for which it keeps the hidden spikes and the start-of-step V of both layers."""
         c = self._cfg
@@ -247,154 +188,6 @@ class GoldenModel:
                 s_hid[:, t], s_out[:, t] = s1, s2
                 vh[:, t + 1], vo[:, t + 1] = v1, v2
         return out, hid, ((s_hid, s_out, vh, vo) if record else None)
-
-    def _learn_dfa(self, s_in: np.ndarray, label: int, res: Presentation) -> None:
-        """DFA learning phase (spec 6.3): the per-sample output error, projected through B,
-        applied on every replayed presynaptic event whose postsynaptic neuron had its boxcar
-        open at that step of the forward phase. Each synapse's increments within one phase
-        share a sign, so saturating once at the end equals saturating after every event."""
-        c = self._cfg
-        T = c.timesteps
-        s_hid, vh, vo = res.forward
-        tgt = target_train(c, label)
-        e = tgt.sum(0, dtype=np.int32) - res.counts                        # (n_out,)
-        u_out = np.clip(e, c.s_min, c.s_max).astype(np.int32)
-        u_hid = np.clip(self._fb @ center_error(e), c.s_min, c.s_max).astype(np.int32)
-        res.u_hid, res.u_out = u_hid, u_out
-        g1 = (vh > c.bmin_hid) & (vh < c.bmax_hid)                          # (T, n_hid)
-        g2 = (vo > c.bmin_out) & (vo < c.bmax_out)                          # (T, n_out)
-        steps = self._step_base() + np.arange(T, dtype=np.uint64)[:, None]
-        r1 = dither(c, steps, np.arange(c.n_hid), c.dfa_shift_hid)
-        r2 = dither(c, steps, c.n_hid + np.arange(c.n_out), c.dfa_shift_out)
-        d1 = ((u_hid + r1) >> c.dfa_shift_hid) * g1                         # (T, n_hid)
-        d2 = ((u_out + r2) >> c.dfa_shift_out) * g2                         # (T, n_out)
-        ev_in = s_in.sum(1, dtype=np.int64)
-        ev_hid = s_hid.sum(1, dtype=np.int64)
-        res.stats = UpdateStats(
-            gated_hid=int(ev_in @ g1.sum(1)), zero_hid=int(ev_in @ (g1 & (d1 == 0)).sum(1)),
-            gated_out=int(ev_hid @ g2.sum(1)), zero_out=int(ev_hid @ (g2 & (d2 == 0)).sum(1)))
-        # |d| <= 2**(state_bits - 1) >> shift + 1 and at most T events per synapse
-        top = max(0, c.state_bits - 1 - min(c.dfa_shift_hid, c.dfa_shift_out))
-        ft = exact_float(T * ((1 << top) + 1))
-        dw1 = s_in.astype(ft).T @ d1.astype(ft)
-        dw2 = s_hid.astype(ft).T @ d2.astype(ft)
-        self.w1 = np.clip(self.w1 + dw1.astype(np.int64), c.w_min, c.w_max).astype(np.int32)
-        self.w2 = np.clip(self.w2 + dw2.astype(np.int64), c.w_min, c.w_max).astype(np.int32)
-
-    def _present_erbp(self, s_in: np.ndarray, label: int, trace: bool) -> Presentation:
-        """eRBP: online learning during the presentation (spec 6.2).
-
-        Gates and updates of both layers come from start-of-step snapshots, so they are
-        computed together on one vector of ``n_hid + n_out`` neurons (hidden first)."""
-        c = self._cfg
-        T, H = c.timesteps, c.n_hid
-        tgt = target_train(c, label)
-        steps = self._step_base() + np.arange(T, dtype=np.uint64)[:, None]
-        r = np.concatenate((dither(c, steps, np.arange(H), c.lr_shift_hid),
-                            dither(c, steps, H + np.arange(c.n_out), c.lr_shift_out)), axis=1)
-        bmin = np.repeat(np.int32([c.bmin_hid, c.bmin_out]), [H, c.n_out])
-        bmax = np.repeat(np.int32([c.bmax_hid, c.bmax_out]), [H, c.n_out])
-        lr = np.repeat(np.int32([c.lr_shift_hid, c.lr_shift_out]), [H, c.n_out])
-        # Dendrite increment of every neuron for an error e, as one matrix G (rows: hidden then
-        # output): hidden rows project the centered error, n_out B e - rowsum(B) sum(e), shifted
-        # by err_shift_hid; output rows are e shifted by err_shift_out. Float64 is exact here
-        # (|entries| < 2^53), and BLAS makes the per-step product cheap.
-        fb = self._fb.astype(np.int64)
-        cen = c.n_out * fb - fb.sum(1, keepdims=True)
-        G = np.vstack([cen * (1 << c.err_shift_hid),
-                       np.eye(c.n_out, dtype=np.int64) * (1 << c.err_shift_out)]).astype(np.float64)
-        tgt_f = tgt.astype(np.float64)
-        w1, w2 = self.w1, self.w2
-        wl, wh, sl, sh = c.w_min, c.w_max, c.s_min, c.s_max
-        lv, lu, th1, th2 = c.leak_v, c.leak_u, c.theta_hid, c.theta_out
-        subtract = c.reset == "subtract"
-        v = np.zeros(H + c.n_out, np.int32)            # [V_hid, V_out]
-        u = np.zeros(H + c.n_out, np.int64)            # [U_hid, U_out]
-        s_hid = np.zeros((T, H), np.int8)
-        s_out = np.zeros((T, c.n_out), np.int8)
-        ds = np.zeros((T, H + c.n_out), np.int32)      # gated updates, for the statistics
-        gs = np.zeros((T, H + c.n_out), bool)
-        in_idx = [row.nonzero()[0] for row in s_in]
-        if trace:
-            vt = np.zeros((T, H + c.n_out), np.int32)
-            ut = np.zeros((T, H + c.n_out), np.int32)
-        zero_h = np.zeros(H, np.int32)
-        for t in range(T):
-            g = (v > bmin) & (v < bmax)
-            d = ((u + r[t]) >> lr) * g
-            gs[t] = g
-            ds[t] = d
-            learn = np.count_nonzero(d)
-            # hidden layer: one read-modify-write of W1 per input event
-            idx = in_idx[t]
-            if len(idx):
-                rows = w1.take(idx, axis=0)
-                i1 = np.add.reduce(rows, 0, dtype=np.int32)
-                if learn:
-                    rows += d[:H]
-                    np.maximum(rows, wl, out=rows)
-                    w1[idx] = np.minimum(rows, wh, out=rows)
-            else:
-                i1 = zero_h
-            v1 = v[:H]
-            v1 = v1 - (v1 >> lv)
-            v1 += i1
-            np.maximum(v1, sl, out=v1)
-            np.minimum(v1, sh, out=v1)
-            s1 = v1 >= th1
-            if subtract:
-                np.subtract(v1, th1, out=v1, where=s1)
-            else:
-                v1[s1] = 0
-            v[:H] = v1
-            s_hid[t] = s1
-            # output layer: one read-modify-write of W2 per hidden spike
-            hidx = s1.nonzero()[0]
-            if len(hidx):
-                rows = w2.take(hidx, axis=0)
-                i2 = np.add.reduce(rows, 0, dtype=np.int32)
-                if learn:
-                    rows += d[H:]
-                    np.maximum(rows, wl, out=rows)
-                    w2[hidx] = np.minimum(rows, wh, out=rows)
-                v2 = v[H:]
-                v2 = v2 - (v2 >> lv)
-                v2 += i2
-                np.maximum(v2, sl, out=v2)
-                np.minimum(v2, sh, out=v2)
-            else:
-                v2 = v[H:]
-                v2 = v2 - (v2 >> lv)       # no input: the leak cannot leave the range
-            s2 = v2 >= th2
-            if subtract:
-                np.subtract(v2, th2, out=v2, where=s2)
-            else:
-                v2[s2] = 0
-            v[H:] = v2
-            s_out[t] = s2
-            # error (target minus output) into the dendrites; hidden gets the centered error
-            e = tgt_f[t] - s2
-            u = u - (u >> lu)
-            if np.count_nonzero(e):
-                u += (G @ e).astype(np.int64)
-                np.maximum(u, sl, out=u)
-                np.minimum(u, sh, out=u)
-            if trace:
-                vt[t], ut[t] = v, u
-        counts = s_out.sum(0, dtype=np.int32)
-        ev_in = s_in.sum(1, dtype=np.int64)
-        ev_hid = s_hid.sum(1, dtype=np.int64)
-        gz = gs & (ds == 0)
-        st = UpdateStats(gated_hid=int(ev_in @ gs[:, :H].sum(1)),
-                         zero_hid=int(ev_in @ gz[:, :H].sum(1)),
-                         gated_out=int(ev_hid @ gs[:, H:].sum(1)),
-                         zero_out=int(ev_hid @ gz[:, H:].sum(1)))
-        res = Presentation(counts=counts, hid_counts=s_hid.sum(0, dtype=np.int32),
-                           pred=int(np.argmax(counts)), stats=st)
-        if trace:
-            res.trace = Trace(s_in=s_in.copy(), s_hid=s_hid, v_hid=vt[:, :H], u_hid=ut[:, :H],
-                              s_out=s_out, v_out=vt[:, H:], u_out=ut[:, H:], target=tgt)
-        return res
 
     # ---- batched inference ------------------------------------------------------------------
     def infer_batch(self, X, batch_size: int = 512, hidden: bool = False):
