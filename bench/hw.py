@@ -15,6 +15,7 @@ import numpy as np
 from sim.golden import GoldenModel
 from spec.cycles import presentation_cycles, synaptic_events
 from spec.link import BAUD, CLK_HZ, DIVISOR
+from spec.rules import MODE_NAMES as MODES, RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -40,13 +41,13 @@ def core_cycles(cfg, w1, w2, X, y, configs=CYCLE_CONFIGS) -> list[dict]:
     """Cycle and event figures per (lane count, weight latency) and mode on real spike
     counts."""
     rows = []
-    for mode in ("infer", "erbp", "dfa"):
+    for mode in MODES:
         counts = spike_counts(cfg, w1, w2, X, y, mode)
         for P, L in configs:
             nb1, nb2 = -(-cfg.n_hid // P), -(-cfg.n_out // P)
             cyc = np.array([presentation_cycles(cfg, P, mode, a, b, L) for a, b in counts])
             ev = np.array([synaptic_events(cfg, mode, a, b) for a, b in counts])
-            passes = 2 if mode == "dfa" else 1
+            passes = 2 if mode in RULES and RULES[mode].error == "sample" else 1
             integ = np.array([passes * int(a.sum() * nb1 + b.sum() * nb2) for a, b in counts])
             rows.append({
                 "mode": mode, "lanes": P, "latency": L,

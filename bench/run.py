@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.floatref import RULES as FLOAT_RULES
 from spec.config import Config
+from spec.rules import RULE_NAMES
 from sim.data import load_dataset
 
 HERE = Path(__file__).resolve().parent
@@ -74,7 +76,7 @@ def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
     ds = load_dataset("digits")
     cfg = Config()
     out = {}
-    for rule in ("erbp", "dfa"):
+    for rule in RULE_NAMES:
         best = 0.0
         for _ in range(repeats):
             m = GoldenModel(cfg, *init_weights(cfg, 0))
@@ -305,8 +307,8 @@ def main(argv=None) -> int:
                             readme=not a.no_readme and Path(a.out) == HERE / "results")
     if a.quick:
         a.epochs, a.seeds, a.limit_train = 1, [0], 200
-    jobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in ("erbp", "dfa")]
-    fjobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in ("bp", "dfa")]
+    jobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in RULE_NAMES]
+    fjobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in FLOAT_RULES]
     t0 = time.time()
     print(f"accuracy: {len(jobs)} spiking + {len(fjobs)} float runs, {a.epochs} epochs, "
           f"{a.jobs} worker(s)...", flush=True)

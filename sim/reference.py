@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from spec.rules import MODE_NAMES as MODES
+
 __all__ = ["ref_hash32", "ref_key", "ref_feedback", "ref_dither", "ref_phase_step",
            "ref_encode", "ref_present"]
 
@@ -123,7 +125,7 @@ def ref_present(cfg, w1, w2, sample_counter: int, x, label=None, mode="infer",
     ``u_hid_err`` and ``u_out_err`` (spec 6.3 step 2), and ``sat``: how many times each kind
     of saturation actually clipped a value (diagnostics for the tests).
     """
-    if mode not in ("infer", "erbp", "dfa"):
+    if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     learn = mode != "infer"
     if learn and label is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .fixed import HASH_STEPS
 from .packing import nblocks
+from .rules import RULES
 
 __all__ = ["HASH_LATENCY", "MAX_WEIGHT_LATENCY", "cycles_per_step", "presentation_cycles",
            "synaptic_events"]
@@ -41,9 +42,10 @@ def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
     c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t]), latency)
                 for t in range(T))
     c += latency + cfg.n_out                      # END, ARG
-    if mode != "infer":
+    rule = RULES.get(mode)
+    if rule is not None:                          # KEYS, FB: the feedback matrix
         c += 3 * HASH_LATENCY - 1 + nb1 * lanes * cfg.n_out
-    if mode == "dfa":
+    if rule is not None and rule.error == "sample":   # the error, then the replay
         learn = sum(8 + max(nb1 + nb2, cfg.n_in + 2) + int(n1[t]) * nb1 + int(n2[t]) * nb2
                     for t in range(T))
         c += 3 + cfg.n_out + nb1 + nb2 + latency + learn
@@ -53,6 +55,7 @@ def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
 def synaptic_events(cfg, mode, n1, n2):
     """Synaptic events of one presentation (what ``syn_events`` adds up): every input spike
     reaches ``n_hid`` synapses and every hidden spike ``n_out``; the DFA learning phase
-    replays the forward spikes, so DFA counts them twice."""
+    replays the forward spikes, so a rule whose error is per sample (DFA) counts them twice."""
     ev = int(cfg.n_hid * np.sum(n1) + cfg.n_out * np.sum(n2))
-    return 2 * ev if mode == "dfa" else ev
+    rule = RULES.get(mode)
+    return 2 * ev if rule is not None and rule.error == "sample" else ev

@@ -91,8 +91,9 @@ class Board:
             raise DeviceRejected(f"{self.name} rejected {op.name} with {rep.status.name} "
                                  f"(a malformed request; resending will not help)", rep.status)
         raise BoardTimeout(f"no reply from board on {self.name} after {self.retries + 1} "
-                           f"tries ({op.name}: {why}; is the board programmed and the port "
-                           "right?)")
+                           f"tries ({op.name}: {why}; is the board programmed, the port right "
+                           f"and the baud rate the build's? Every board builds for "
+                           f"{link.BAUD} baud unless built with --baud)")
 
     def _await(self, seq, op):
         """(reply, None) for our reply; (None, reason) to resend."""
@@ -118,7 +119,10 @@ class Board:
 
     # ---- commands ----------------------------------------------------------------------
     def identify(self) -> dict:
+        """The board's identity (``spec.protocol.parse_identify``) plus ``baud``, the rate its
+        clock and divisor give."""
         self.info = pr.parse_identify(self.transact(Op.IDENTIFY))
+        self.info["baud"] = link.baud_of(self.info["clk_hz"], self.info["divisor"])
         return self.info
 
     def check_config(self, cfg, lanes: int | None = None) -> dict:
