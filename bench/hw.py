@@ -15,7 +15,8 @@ import numpy as np
 from sim.golden import GoldenModel
 from spec.cycles import presentation_cycles, synaptic_events
 from spec.link import BAUD, CLK_HZ, DIVISOR
-from spec.rules import MODE_NAMES as MODES, RULES
+from spec.rules import MODE_NAMES as MODES
+from spec.rules import RULES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -162,6 +163,7 @@ def board_rows(cycles_rows, link, golden_train_per_s, report_dir=ROOT / "build" 
     """One row per board report found (``make bitstream`` writes them); figures computed
     from the report's achieved Fmax and the cycle counts of the digits network."""
     import json
+
     from spec.config import Config
     rows = []
     digits = Config()

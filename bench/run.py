@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.data import load_dataset
 from sim.floatref import RULES as FLOAT_RULES
 from spec.config import Config
 from spec.rules import RULE_NAMES
-from sim.data import load_dataset
 
 HERE = Path(__file__).resolve().parent
 
@@ -53,8 +53,8 @@ def _spiking(args):
 
 def _float(args):
     rule, seed, epochs, limit = args
-    from spec.fixed import feedback_matrix
     from sim.floatref import train_float
+    from spec.fixed import feedback_matrix
 
     ds = load_dataset("digits", limit_train=limit)
     cfg = Config(seed=seed)

@@ -7,8 +7,8 @@ factory, the network it carries by default and how ``openFPGALoader`` programs i
 on those pins and clock.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io

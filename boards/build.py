@@ -207,7 +207,7 @@ def build(board, cfg, lanes=None, freq_mhz=None, out=None, *, standin=False,
 
     rep = json.loads((out / f"{NAME}.pnr.json").read_text())
     cells = _yosys_cells((out / f"{NAME}.rpt").read_text())
-    fmax = {k: v for k, v in rep.get("fmax", {}).items()}
+    fmax = dict(rep.get("fmax", {}))
     # the design's clock is the one constrained at the target (the PLL output)
     clk = max(fmax.values(), key=lambda v: v.get("constraint", 0)) if fmax else {}
     achieved = clk.get("achieved", 0.0)

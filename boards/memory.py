@@ -76,8 +76,8 @@ class BankedMemory(WordMemory):
     Cycle 1: the banks read (each an inferred memory of a few block RAMs side by side, so
     Yosys builds no multiplexer inside it); cycle 2: every bank's word is registered; cycle
     3: the bank the address named is selected and registered. Further latency is added as
-    registers; ``rd_en`` enables all of them. Writes go to the addressed bank only. Same ports and behaviour as
-    :class:`hdl.mem.WordMemory` with the same ``read_latency`` (a test checks it in
+    registers; ``rd_en`` enables all of them. Writes go to the addressed bank only. Same ports
+    and behaviour as :class:`hdl.mem.WordMemory` with the same ``read_latency`` (a test checks it in
     simulation); read-write collisions are undefined (:data:`RW_UNDEF_ATTR`).
     """
 

@@ -9,8 +9,8 @@ for DFA how well its hidden-layer updates align with the true gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

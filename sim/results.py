@@ -34,7 +34,7 @@ class UpdateStats:
     gated_out: int = 0
     zero_out: int = 0
 
-    def add(self, other: "UpdateStats") -> None:
+    def add(self, other: UpdateStats) -> None:
         self.gated_hid += other.gated_hid
         self.zero_hid += other.zero_hid
         self.gated_out += other.gated_out

@@ -142,13 +142,13 @@ class _ConfigMethods:
         return self.n_in * self.n_hid + self.n_hid * self.n_out
 
     # ---- (de)serialisation --------------------------------------------------------------------
-    def replace(self, **changes) -> "Config":
+    def replace(self, **changes) -> Config:
         unknown = set(changes) - {f.name for f in fields(self)}
         if unknown:
             raise ConfigError(f"unknown configuration field(s): {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
-    def replace_unchecked(self, **changes) -> "Config":
+    def replace_unchecked(self, **changes) -> Config:
         """Like :meth:`replace` for runtime registers, without the cross-field checks: the
         device accepts any register value in range (docs/protocol.md), so its models must
         run with combinations :meth:`replace` would refuse (for example ``bmin >= bmax``)."""
@@ -165,14 +165,14 @@ class _ConfigMethods:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Config":
+    def from_dict(cls, d: dict) -> Config:
         d = dict(d)
         if isinstance(d.get("lr_decay_epochs"), list):
             d["lr_decay_epochs"] = tuple(d["lr_decay_epochs"])
         return cls().replace(**d)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> "Config":
+    def from_file(cls, path: str | Path) -> Config:
         """Read a JSON or TOML file holding a flat table of fields (a ``[config]`` table in
         TOML is also accepted)."""
         path = Path(path)
@@ -191,7 +191,7 @@ class _ConfigMethods:
             raise ConfigError(f"cannot parse configuration file {path}: {e}") from None
         return cls.from_dict(d)
 
-    def with_overrides(self, items: list[str]) -> "Config":
+    def with_overrides(self, items: list[str]) -> Config:
         """Apply ``key=value`` strings (as given to ``--set`` on the command line)."""
         changes = {}
         names = {f.name: f for f in fields(self)}
@@ -244,5 +244,6 @@ def markdown_table() -> str:
 if __name__ == "__main__":
     import sys
     if sys.argv[1:] != ["--markdown"]:
-        sys.exit("usage: python -m spec.config --markdown   (print the field table of docs/spec.md)")
+        sys.exit("usage: python -m spec.config --markdown   (print the field table of "
+                 "docs/spec.md)")
     print(markdown_table())

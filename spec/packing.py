@@ -5,7 +5,7 @@
 its end are padding (they never spike; their weights are 0 and never learn). A weight matrix
 row ``i`` (presynaptic neuron ``i``) is ``words_per_row`` words: word ``i * NB + b`` holds
 ``W[i, b*P : b*P + P]``. The core's memories, the host weight port, the ``READ_W``/``WRITE_W``
-payloads (``spec.protocol.pack_words``), the device model and the test drivers all use these functions.
+payloads (``spec.protocol.pack_words``), the device model and the test drivers use these.
 """
 
 from __future__ import annotations

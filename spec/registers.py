@@ -15,8 +15,8 @@ registers at the end, so the indices of existing ones never change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 __all__ = ["Register", "REGISTERS", "NAMES", "SHIFT_MAX", "RESET_MODES", "register",
            "markdown_table"]

@@ -8,10 +8,9 @@ import abc
 
 import numpy as np
 
-from spec import link
-
-from spec.config import Config
 from sim.golden import GoldenModel, UpdateStats
+from spec import link
+from spec.config import Config
 
 __all__ = ["Backend", "BackendError", "GoldenBackend", "BoardBackend", "BACKENDS",
            "make_backend"]
@@ -59,7 +58,7 @@ class Backend(abc.ABC):
         """Update statistics since the last call, if the backend can tell."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional: only backends with a link close one)
         pass
 
     def __enter__(self):

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from spec.config import Config
 from sim.golden import GoldenModel
+from spec.config import Config
 
 __all__ = ["hidden_rate", "calibrate_hidden"]
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from spec import link
-from sim.floatref import RULES as FLOAT_RULES
-from spec.config import RULES, Config, ConfigError, markdown_table
 from sim.data import DataError, load_dataset
+from sim.floatref import RULES as FLOAT_RULES
+from spec import link
+from spec.config import RULES, Config, ConfigError, markdown_table
+
 from .backend import BACKENDS, BackendError, make_backend
-from .driver import BoardError
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from .driver import BoardError
 
 EPILOG = """\
 examples:
@@ -218,6 +219,7 @@ def cmd_train(args) -> int:
 
 def _train_spiking(args, cfg, ds, resume):
     from sim.golden import GoldenModel, init_weights
+
     from .train import train
 
     start_epoch = resume.epoch if resume else 0
@@ -288,8 +290,8 @@ def _wants_calibration(args, ds) -> bool:
 
 
 def _train_float(args, cfg, ds) -> dict:
-    from spec.fixed import feedback_matrix
     from sim.floatref import train_float
+    from spec.fixed import feedback_matrix
 
     t0 = time.perf_counter()
     res = train_float(ds.x_train, ds.y_train, ds.x_test, ds.y_test, cfg.n_hid, rule=args.rule,

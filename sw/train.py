@@ -12,11 +12,12 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from spec.config import Config
 from sim.data import Dataset
-from spec.fixed import target_train
 from sim.floatref import hidden_alignment_deg
 from sim.golden import GoldenModel
+from spec.config import Config
+from spec.fixed import target_train
+
 from .backend import Backend
 
 __all__ = ["EpochRecord", "TrainResult", "epoch_order", "train", "alignment_probe", "evaluate",
