@@ -1,252 +1,24 @@
-"""The network core: one presentation of ``T`` timesteps in inference, eRBP or DFA mode.
+"""The :class:`Core` component: its interface, and the submodules it composes."""
 
-Architecture
-------------
-``P = lanes`` neurons of a layer are processed per cycle. Every per-neuron memory holds one
-*block* of ``P`` consecutive neurons per word (neuron ``j`` is lane ``j % P`` of block
-``j // P``), and weight rows are packed the same way: word ``i * NB1 + b`` of W1 holds
-``W1[i, b*P : b*P + P]`` (``NB1 = ceil(n_hid / P)``, ``NB2 = ceil(n_out / P)``; lanes past
-the end of a layer are padding, never spike, and their weights are ignored).
-
-Memories (all :class:`hdl.mem.WordMemory`: one read port, one write port, so any of them
-can be replaced by a board's block RAM; one cycle of read latency, except the two weight
-memories, which are read with ``weight_latency`` cycles):
-
-============  =======================  ====================================================
-name          depth                    word
-============  =======================  ====================================================
-``w1``        ``n_in * NB1``           ``P`` weights
-``w2``        ``n_hid * NB2``          ``P`` weights
-``ns``        ``NB1 + NB2``            ``P x (V, U)``: the state at the step boundary
-``wk``        ``NB1 + NB2``            ``P x (acc, d, gate, spike)``: the step's working set
-``fb``        ``NB1``                  ``P x n_out`` bits of the feedback matrix ``B``
-``rs_h/o``    ``T * NB1`` / ``T*NB2``  DFA raster: hidden spikes and gates / output gates
-``enc``       ``n_in``                 intensity and accumulator (inside the encoder)
-``in_list``   ``n_in``                 channel of an input spike of this step
-``hid_list``  ``NB1``                  ``(block, P-bit mask)`` of a hidden block with spikes
-============  =======================  ====================================================
-
-The block pipeline
-------------------
-The sequencer (stage S0) issues at most one block a cycle; every stage after it starts
-from registers, so no path runs from the state machine into the arithmetic:
-
-* ``q[1]``: addresses the weight memories (read latency ``L = weight_latency``);
-* ``q[2] .. q[L]``: wait for them; ``q[L]`` addresses ``ns``, ``wk``, the rasters;
-* X: all the data of the block is there; compute, write ``wk`` (the one-cycle
-  read-modify-write loop of the accumulators, whatever ``L`` is; X forwards its own last
-  write, the only one a read can miss);
-* W: the updated weights are written (registered once more: deep weight memories fan out
-  to many blocks);
-* X2: ``UPD`` and ``DFAU`` write ``ns`` (``U`` takes the error projection);
-* Y: ``FIRE``'s spikes are appended to the hidden list, counted, shifted into ``s_out``.
-
-The error projection has a pipeline of its own that ends in X (``fb`` is read three
-stages before ``q[L]``, which for ``L < 3`` is ahead of the issue: the ``UPD`` scans visit
-the blocks in consecutive cycles). The sequencer waits for the pipeline only where it needs
-its results: ``INT_O`` takes the hidden list and ``ERR`` the output spikes once the last
-``FIRE`` block is in Y, and after the last step ``END`` waits ``L`` cycles.
-
-One timestep is a sequence of phases, each a scan of blocks through that pipeline:
-
-1. ``STEP`` (1 cycle): ``hstep = hash32(key2 ^ g)`` (the per-step half of the dither,
-   presented to the pipelined hash during the step before), the label's target spike, and
-   the encoder is started.
-2. ``PRE`` (both layers): from the start-of-step ``V0, U0`` compute the gate, the update
-   ``d = gate ? sround(U0, shift, r) : 0`` (``r`` the top bits of ``hstep + n * 0x9E3779B9``,
-   per lane) and initialise the accumulator to the leaked ``V0 - (V0 >> leak_v)``. Summing
-   the weights into an accumulator that already holds the leaked state and saturating once
-   at the end equals ``sat(leak(V0) + I)`` because the accumulator is wide. The encoder
-   scans its ``n_in`` channels in parallel with this phase, appending the channel of every
-   spike to the input spike list (a memory of ``n_in`` words and a counter).
-3. ``INT_H``: for each input spike (in list order: lowest index first) and each block
-   ``b``: read ``W1[i, b]`` and ``acc[b]``, add, and in a learning mode write back
-   ``sat_w(w + d)``: the read-modify-write of spec 6.2 on the same pass.
-4. ``FIRE_H``: saturate, compare, reset; every block with a spike is appended to the hidden
-   spike list as ``(block, P-bit mask)``; ``INT_O`` takes the mask's spikes lowest lane first.
-5. ``INT_O``, ``FIRE_O``: the same for the output layer; output spikes are counted.
-6. ``ERR`` (2 cycles): ``e = tgt - s_out`` (eRBP only).
-7. ``UPD`` (both layers): ``U`` gets the leak and the error (through ``B`` for hidden
-   neurons), and ``(V, U)`` is written to the state memory; this is where the trace port
-   reports the end-of-step state.
-
-After the last step ``ARG`` forms the prediction (the lowest index of the largest count,
-one count a cycle).
-
-Cycle count
------------
-``docs/cycles.md`` gives the formulas (one forward step costs
-``15 + 2 L + max(NB1 + NB2, n_in + 2) + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2`` cycles
-with ``n1(t)`` input and ``n2(t)`` hidden spikes; integration dominates). :func:`cycles_per_step`,
-:func:`presentation_cycles` and :func:`synaptic_events` evaluate them, and
-``tests/test_hdl_core.py`` checks them against the simulated cycle counts of every
-presentation.
-
-Hardware notes
---------------
-* The two layers share one datapath per lane (only one layer is ever in flight), so its
-  cost is per lane, not per lane and layer.
-* ``ns`` and ``wk`` hold both layers (layer 1 from word ``NB1``): one memory per kind
-  saves block RAMs and the layer multiplexer. ``fb`` and the rasters are ``single_port``
-  (never usefully read while written), so a board may put them in single-port RAM.
-* No memory needs read-before-write: a word read in the cycle it is written is never
-  used, except through the transparent ``hid_list`` (and the encoder's memory), so a board
-  may declare read-write collisions undefined (``boards/memory.py``). The host must not read
-  and write the weight port in the same cycle.
-* The per-lane dither offset ``n * 0x9E3779B9`` is stepped by a register per lane (the PRE
-  scans visit neurons in order), not multiplied. The scalar hash (keys, ``B``, the per-step
-  half of the dither) is pipelined in ``HASH_LATENCY`` stages, one adder each; a learning
-  presentation starts by hashing the seed (``KEYS``).
-* ``B`` is not regenerated per use: it is hashed once per learning presentation into the
-  ``fb`` memory (``n_hid x n_out`` bits), because the hidden error needs a whole row of
-  ``B`` per neuron per step (``n_out`` hashes each on the fly).
-* The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
-  the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
-  stored, no negations.
-* Area and clock on the boards: ``boards/`` (``python -m boards.build``) reports them.
-  The weight memories need one read and one write per cycle (read-modify-write pipeline),
-  so ``w1`` cannot go to the UP5K's single-port SPRAM without halving the integration
-  rate.
-* The runtime registers are sampled live: hold them stable during a presentation.
-"""
-
-import numpy as np
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .encoder import Encoder
-from .hash import STEPS as HASH_STEPS, hash32_steps
-from .mem import WordMemory
+from ..encoder import Encoder
+from ..mem import WordMemory
+from .arith import cmul as _cmul
+from .arith import ffs as _ffs
+from .arith import sat as _sat
+from .arith import shl_sat as _shl_sat
+from .layouts import Mode, cmd_layout, regs_layout, result_layout, trace_layout
+from .layouts import nblocks as _nblocks
+from .scalar_hash import HASH_LATENCY, ScalarHash
 
 PHI32 = 0x9E3779B9
-#: Register stages of the scalar hash (its input, then one per step): its users present
-#: their inputs this many cycles ahead.
-HASH_LATENCY = 1 + HASH_STEPS
 #: Largest supported ``weight_latency``.
 MAX_WEIGHT_LATENCY = 3
 
-__all__ = ["Core", "Mode", "MODE_NAMES", "regs_layout", "reg_values", "result_layout",
-           "trace_layout", "cmd_layout", "cycles_per_step", "presentation_cycles",
-           "synaptic_events"]
-
-
-class Mode(enum.Enum, shape=2):
-    INFER = 0
-    ERBP = 1
-    DFA = 2
-
-
-MODE_NAMES = {"infer": Mode.INFER, "erbp": Mode.ERBP, "dfa": Mode.DFA}
-
-
-def _nblocks(n, lanes):
-    return -(-n // lanes)
-
-
-def regs_layout(cfg) -> data.StructLayout:
-    """The runtime registers (fields of kind ``reg`` of :class:`sim.config.Config`).
-
-    ``reset`` becomes the bit ``reset_zero`` (1: set V to 0 on a spike, 0: subtract theta).
-    """
-    sb = cfg.state_bits
-    return data.StructLayout({
-        "theta_hid": signed(sb), "theta_out": signed(sb),
-        "leak_v": range(sb), "leak_u": range(sb),
-        "reset_zero": 1,
-        "target_rate": cfg.in_bits,
-        "err_shift_out": range(sb - 1), "err_shift_hid": range(sb - 1),
-        "lr_shift_hid": range(25), "lr_shift_out": range(25),
-        "dfa_shift_hid": range(25), "dfa_shift_out": range(25),
-        "bmin_hid": signed(sb), "bmax_hid": signed(sb),
-        "bmin_out": signed(sb), "bmax_out": signed(sb),
-        "seed": 32,
-    })
-
-
-def reg_values(cfg) -> dict:
-    """Register values of ``cfg`` in the form ``ctx.set(core.regs, ...)`` accepts."""
-    r = {name: getattr(cfg, name) for name in regs_layout(cfg).members if name != "reset_zero"}
-    r["reset_zero"] = int(cfg.reset == "zero")
-    return r
-
-
-def cmd_layout(cfg) -> data.StructLayout:
-    return data.StructLayout({"mode": Mode, "label": range(max(cfg.n_out, 2))})
-
-
-def result_layout(cfg) -> data.StructLayout:
-    return data.StructLayout({
-        "pred": range(max(cfg.n_out, 2)),
-        "counts": data.ArrayLayout(range(cfg.timesteps + 1), cfg.n_out),
-    })
-
-
-def trace_layout(cfg, lanes) -> data.StructLayout:
-    """One block of end-of-step state, reported during the ``UPD`` phase."""
-    sb = cfg.state_bits
-    nb = max(_nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes))
-    return data.StructLayout({
-        "valid": 1, "layer": 1, "t": range(max(cfg.timesteps, 2)), "block": range(max(nb, 2)),
-        "v": data.ArrayLayout(signed(sb), lanes), "u": data.ArrayLayout(signed(sb), lanes),
-        "s": lanes,
-    })
-
-
-def cycles_per_step(cfg, lanes, n1, n2, latency=1):
-    """Cycles of one forward step with ``n1`` input and ``n2`` hidden spikes (see
-    ``docs/cycles.md``); ``latency`` is the core's ``weight_latency``."""
-    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    return (15 + 2 * latency + max(nb1 + nb2, cfg.n_in + 2) + 2 * (nb1 + nb2)
-            + n1 * nb1 + n2 * nb2)
-
-
-def _cmul(x, c):
-    """``x * c`` for a constant ``c >= 0`` as shifts and adds (no multiplier block)."""
-    terms = [x << i for i in range(c.bit_length()) if (c >> i) & 1]
-    return sum(terms[1:], terms[0]) if terms else Const(0)
-
-
-def _sat(x, lo, hi):
-    """``x`` clamped to ``[lo, hi]``. When that is the whole range of a two's-complement
-    width (every use here), overflow is read off the bits above it, not from two comparators
-    (carry chains as long as ``x``)."""
-    x = Value.cast(x)
-    bits = hi.bit_length() + 1
-    if lo == -(1 << (bits - 1)) and hi == (1 << (bits - 1)) - 1 and x.shape().signed:
-        return x if len(x) <= bits else _shl_sat(x, Const(0, 1), bits)
-    return Mux(x < lo, lo, Mux(x > hi, hi, x))
-
-
-def _shl_sat(x, k, bits):
-    """``x << k`` clamped to the range of ``signed(bits)``: overflow is any bit shifted into
-    or past the sign position that differs from the sign (a thermometer mask of ``k``)."""
-    x = Value.cast(x)
-    n = len(x)
-    kmax = 2 ** len(Value.cast(k)) - 1
-    # bits of x that must equal the sign for x << k to fit: from bits - 1 - k upwards
-    mask = Cat(*[Const(1) if bits - 1 - i <= 0 else (k >= bits - 1 - i) for i in range(n)])
-    fits = ((x ^ x[-1].replicate(n)) & mask) == 0
-    if kmax >= bits:                   # even -1 << k overflows once k >= bits
-        fits = fits & ((k < bits) | (x == 0))
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    shifted = (x << k)[:bits].as_signed() if kmax else x[:bits].as_signed()
-    return Mux(fits, shifted, Mux(x[-1], lo, hi))
-
-
-def _leak(x, k):
-    """``x - (x >> k)`` with an arithmetic shift (spec 2)."""
-    return x - (x >> k)
-
-
-def _ffs(vec):
-    """Index of the lowest set bit of ``vec`` (0 if none): a priority encoder, used on one
-    block's ``P``-bit spike mask only (spike lists replace whole-layer vectors)."""
-    idx = Const(0, range(max(len(vec), 2)))
-    for i in reversed(range(len(vec))):
-        idx = Mux(vec[i], i, idx)
-    return idx
-
+__all__ = ["MAX_WEIGHT_LATENCY", "Core"]
 
 # Operations of the scan pipeline's second stage.
 OP_PRE, OP_INT, OP_FIRE, OP_UPD, OP_DFAU = range(5)
@@ -447,15 +219,9 @@ class Core(wiring.Component):
         # Pipelined in HASH_LATENCY register stages (the input, then one adder step each):
         # ``h_q`` is the hash of the ``h_in`` of HASH_LATENCY cycles before, so every user
         # presents its input that many cycles ahead.
-        h_in = Signal(32)
+        m.submodules.hash = shash = ScalarHash()
+        h_in, h_q = shash.i, shash.o
         m.d.comb += h_in.eq(regs.seed)
-        h_st = Signal(32, name="h_st0")
-        m.d.sync += h_st.eq(h_in)
-        for i in range(HASH_STEPS):
-            nxt = Signal(32, name=f"h_st{i + 1}")
-            m.d.sync += nxt.eq(hash32_steps(h_st, i, i + 1))
-            h_st = nxt
-        h_q = h_st
         # issue side of the feedback-matrix hashes: row ji, bit ki, HASH_LATENCY ahead of FB
         # (past the last row it issues the first step's hash: the matrix may have fewer bits
         # than the hash has stages)
@@ -700,11 +466,10 @@ class Core(wiring.Component):
                          x2_g[l].eq(Mux(xs.op == OP_PRE, gate, wkd[l].g)),
                          # padding lanes learn nothing: their weights stay as written
                          x2_dok[l].eq(learn & gate & lane_ok)]
-            with m.Switch(xs.op):
-                with m.Case(OP_INT):
-                    m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
-                                 wkw[l].g.eq(wkd[l].g),
-                                 x_wwe.eq(learn), ww[l].eq(wd[l] + dmd[l])]
+            with m.Switch(xs.op), m.Case(OP_INT):
+                m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
+                             wkw[l].g.eq(wkd[l].g),
+                             x_wwe.eq(learn), ww[l].eq(wd[l] + dmd[l])]
 
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
@@ -747,11 +512,10 @@ class Core(wiring.Component):
                      y_s.eq(Cat(*spikes)), y_g.eq(Cat(*gates))]
         with m.If(y_valid):
             # blocks arrive in order: a block with spikes is appended to the hidden list
-            with m.If(~y_layer):
-                with m.If(y_s.any()):
-                    m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(y_b),
-                                 hid_list.wr_data.mask.eq(y_s), hid_list.wr_en.eq(1)]
-                    m.d.sync += hid_n.eq(hid_n + 1)
+            with m.If(~y_layer), m.If(y_s.any()):
+                m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(y_b),
+                             hid_list.wr_data.mask.eq(y_s), hid_list.wr_en.eq(1)]
+                m.d.sync += hid_n.eq(hid_n + 1)
             with m.Else():
                 m.d.sync += s_out.eq(Cat(s_out[P:], y_s) if nb2 > 1 else y_s)
                 for k in range(n_out):
@@ -1080,27 +844,3 @@ class Core(wiring.Component):
         return m
 
 
-def presentation_cycles(cfg, lanes, mode, n1, n2, latency=1):
-    """Cycles of one presentation (``docs/cycles.md``); ``n1[t]``, ``n2[t]`` are the input
-    and hidden spike counts of each step of the forward pass, ``latency`` the core's
-    ``weight_latency``."""
-    nb1, nb2 = _nblocks(cfg.n_hid, lanes), _nblocks(cfg.n_out, lanes)
-    T = cfg.timesteps
-    c = 2 + sum(cycles_per_step(cfg, lanes, int(n1[t]), int(n2[t]), latency)
-                for t in range(T))
-    c += latency + cfg.n_out                      # END, ARG
-    if mode != "infer":
-        c += 3 * HASH_LATENCY - 1 + nb1 * lanes * cfg.n_out
-    if mode == "dfa":
-        learn = sum(8 + max(nb1 + nb2, cfg.n_in + 2) + int(n1[t]) * nb1 + int(n2[t]) * nb2
-                    for t in range(T))
-        c += 3 + cfg.n_out + nb1 + nb2 + latency + learn
-    return c
-
-
-def synaptic_events(cfg, mode, n1, n2):
-    """Synaptic events of one presentation (what ``syn_events`` adds up): every input spike
-    reaches ``n_hid`` synapses and every hidden spike ``n_out``; the DFA learning phase
-    replays the forward spikes, so DFA counts them twice."""
-    ev = int(cfg.n_hid * np.sum(n1) + cfg.n_out * np.sum(n2))
-    return 2 * ev if mode == "dfa" else ev
