@@ -1,6 +1,6 @@
 """The :class:`Core` component: its interface, and the submodules it composes."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,12 +9,13 @@ from ..mem import WordMemory
 from .arith import cmul as _cmul
 from .arith import ffs as _ffs
 from .arith import sat as _sat
-from .arith import shl_sat as _shl_sat
+from .dither import Dither
 from .layouts import Mode, cmd_layout, regs_layout, result_layout, trace_layout
 from .layouts import nblocks as _nblocks
+from .projection import ErrorProjection
+from .readout import Readout
 from .scalar_hash import HASH_LATENCY, ScalarHash
 
-PHI32 = 0x9E3779B9
 #: Largest supported ``weight_latency``.
 MAX_WEIGHT_LATENCY = 3
 
@@ -177,10 +178,9 @@ class Core(wiring.Component):
         tacc = Signal(cfg.in_bits)    # target encoder accumulator (phase 0)
         tgt = Signal()                # target spike of the label neuron in this step
         tgt_cnt = Signal(range(T + 1))
-        counts = Array(Signal(range(T + 1), name=f"count{k}") for k in range(n_out))
-        best = Signal(range(T + 1))              # ARG: the largest count so far
-        best_k = Signal(range(max(n_out, 2)))    # ARG: the lowest index with that count
-        s_out = Signal(nb2 * P)
+        m.submodules.readout = readout = Readout(n_out=n_out, timesteps=T, lanes=P,
+                                                 n_blocks=max(nb1, nb2))
+        s_out = readout.s_out
         # Spike lists (spec 8: the order of synaptic events does not matter; these keep the
         # lowest index first anyway). Inputs: the channel of every input spike of the step,
         # written as the encoder emits them. Hidden: (block, P-bit mask) of every block with
@@ -204,16 +204,9 @@ class Core(wiring.Component):
         m.d.comb += [self.sample_counter.eq(counter)]
 
         # error registers (eRBP per step; DFA per sample)
-        ew = T.bit_length() + 1     # |e| <= T (DFA: count differences; eRBP: -1..1)
-        e = Array(Signal(signed(ew), name=f"e{k}") for k in range(n_out))
-        # The centered error ec[k] = n_out e[k] - sum_m e[m] (spec 6.1) is not stored: the
-        # hidden projection is formed from e and this sum (see the projection pipeline).
-        esum = Signal(signed(ew + n_out.bit_length()))
-        e_in = [Signal(signed(ew), name=f"e_in{k}") for k in range(n_out)]
-        load_e = Signal()
-        with m.If(load_e):
-            for k in range(n_out):
-                m.d.sync += e[k].eq(e_in[k])
+        m.submodules.proj = proj = ErrorProjection(n_out=n_out, lanes=P, timesteps=T,
+                                                   state_bits=sb, n_blocks=max(nb1, nb2))
+        e_in, load_e = proj.e_in, proj.load
 
         # ---- scalar hash (keys, feedback matrix, per-step dither half) ------------------------
         # Pipelined in HASH_LATENCY register stages (the input, then one adder step each):
@@ -286,9 +279,7 @@ class Core(wiring.Component):
         # cycles from block 0, so the block 3 - L ahead, or the first ones in the cycles
         # before the scan).
         ahead = 3 - L
-        upd_next = Signal()           # ERR2, DFA_E2: the UPD scan starts next cycle
-        with m.If(upd_next):
-            m.d.sync += esum.eq(sum(e))    # of the errors loaded the cycle before
+        upd_next = proj.sum           # ERR2, DFA_E2: the UPD scan starts next cycle
         if ahead > 0:
             m.d.comb += fb.rd_addr.eq(Mux(upd_h_issue, b + ahead, Mux(upd_next, ahead - 1, 0)))
         else:
@@ -315,16 +306,10 @@ class Core(wiring.Component):
         x2_pre = Signal()                 # a PRE block in stage X2
         m.d.sync += x2_pre.eq(x_pre)
         x2_last_h = ~x2.layer & (x2.b == nb1 - 1)
-        step_a = P * PHI32 % 2**32
-        step_b = (n_hid - (nb1 - 1) * P) * PHI32 % 2**32
-        r = []
-        for l in range(P):
-            xl = Signal(32, name=f"x{l}")
-            with m.If(phi_start):
-                m.d.sync += xl.eq((h_q + l * PHI32 % 2**32)[:32] if l else h_q)
-            with m.Elif(x2_pre):
-                m.d.sync += xl.eq((xl + Mux(x2_last_h, step_b, step_a))[:32])
-            r.append(xl)
+        m.submodules.dither = dither = Dither(lanes=P, n_hid=n_hid)
+        m.d.comb += [dither.hstep.eq(h_q), dither.start.eq(phi_start),
+                     dither.advance.eq(x2_pre), dither.last_hid.eq(x2_last_h)]
+        r = dither.x
 
         # ---- error projection: four stages, the last one X -------------------------------------
         # hidden: sum_k B[j, k] ec[k] with ec[k] = n_out e[k] - esum and B = +-1 is
@@ -334,26 +319,11 @@ class Core(wiring.Component):
         # (q[L]) picks the layer's value, stage 4 (X) shifts it; stage X2 uses it. For L = 1
         # stage 1 of the first block is the cycle after the errors are loaded (ERR2,
         # DFA_E2).
-        psh = Signal(range(sb - 1))
-        m.d.sync += psh.eq(Mux(qL.op == OP_DFAU, 0,
-                               Mux(qL.layer, regs.err_shift_out, regs.err_shift_hid)))
-        proj_q = []
-        for l in range(P):
-            bits = fb.rd_data[l]
-            S = Signal(signed(ew + n_out.bit_length()), name=f"S{l}")
-            c = Signal(range(n_out + 1), name=f"c{l}")
-            m.d.sync += [S.eq(sum(Mux(bits[k], e[k], 0) for k in range(n_out))),
-                         c.eq(sum(bits[k] for k in range(n_out)))]
-            ph_v = (_cmul(S, n_out) - c * esum) << 1
-            ph = Signal(ph_v.shape(), name=f"ph{l}")
-            m.d.sync += ph.eq(ph_v)
-            sel = Signal(ph_v.shape(), name=f"psel{l}")
-            m.d.sync += sel.eq(Mux(qL.layer, e[_cmul(qL.b, P) + l], ph))
-            # Only sat(U + proj) is ever formed, with |U| < 2**(sb-1): clamping proj to
-            # sb + 1 bits first changes nothing, and the shift then needs no wide result.
-            pq = Signal(signed(sb + 1), name=f"proj{l}")
-            m.d.sync += pq.eq(_shl_sat(sel, psh, sb + 1))
-            proj_q.append(pq)
+        m.d.comb += [proj.b_row.eq(fb.rd_data), proj.layer.eq(qL.layer), proj.block.eq(qL.b),
+                     proj.err_shift_hid.eq(regs.err_shift_hid),
+                     proj.err_shift_out.eq(regs.err_shift_out),
+                     proj.unshifted.eq(qL.op == OP_DFAU)]
+        proj_q = proj.proj
 
         # ---- stage X: one datapath per lane, shared by the two layers ---------------------------
         # Only one layer is ever in flight, so the layer's memory words are multiplexed into
@@ -510,17 +480,14 @@ class Core(wiring.Component):
         y_s, y_g = Signal(P), Signal(P)
         m.d.sync += [y_valid.eq(xv & (xs.op == OP_FIRE)), y_layer.eq(xs.layer), y_b.eq(xs.b),
                      y_s.eq(Cat(*spikes)), y_g.eq(Cat(*gates))]
+        m.d.comb += [readout.spk_valid.eq(y_valid & y_layer), readout.spk_block.eq(y_b),
+                     readout.spk.eq(y_s)]
         with m.If(y_valid):
             # blocks arrive in order: a block with spikes is appended to the hidden list
-            with m.If(~y_layer), m.If(y_s.any()):
+            with m.If(~y_layer & y_s.any()):
                 m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(y_b),
                              hid_list.wr_data.mask.eq(y_s), hid_list.wr_en.eq(1)]
                 m.d.sync += hid_n.eq(hid_n + 1)
-            with m.Else():
-                m.d.sync += s_out.eq(Cat(s_out[P:], y_s) if nb2 > 1 else y_s)
-                for k in range(n_out):
-                    with m.If((y_b == k // P) & y_s[k % P]):
-                        m.d.sync += counts[k].eq(counts[k] + 1)
             # DFA forward phase: record hidden spikes and both layers' gates
             with m.If(~dfa_learn & (mode == Mode.DFA)):
                 m.d.comb += [rs_h.wr_addr.eq(rbase_h + y_b), rs_h.wr_data.s.eq(y_s),
@@ -550,9 +517,8 @@ class Core(wiring.Component):
                          in_list.wr_en.eq(1)]
             m.d.sync += in_n.eq(in_n + 1)
 
-        m.d.comb += self.result.payload.pred.eq(best_k)
-        for k in range(n_out):
-            m.d.comb += self.result.payload.counts[k].eq(counts[k])
+        m.d.comb += [self.result.payload.pred.eq(readout.pred),
+                     self.result.payload.counts.eq(readout.counts)]
 
         # ---- integrate pass (INT_H / INT_O) ------------------------------------------------------
         # The lists are read ahead: the read port shows entry lst_rp (its address is
@@ -643,7 +609,7 @@ class Core(wiring.Component):
                                  t.eq(0), g.eq(base), tacc.eq(0), tgt_cnt.eq(0), first.eq(1),
                                  dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
                                  jj.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
-                    m.d.sync += [counts[k].eq(0) for k in range(n_out)]
+                    m.d.comb += readout.clear.eq(1)
                     with m.If(self.cmd.payload.mode == Mode.INFER):
                         m.next = "STEP"
                     with m.Else():
@@ -769,9 +735,7 @@ class Core(wiring.Component):
 
             with m.State("ARG"):
                 # the prediction: the lowest index of the largest count, one count a cycle
-                ck = counts[kk]
-                with m.If((kk == 0) | (ck > best)):
-                    m.d.sync += [best.eq(ck), best_k.eq(kk)]
+                m.d.comb += [readout.arg.eq(1), readout.k.eq(kk)]
                 m.d.sync += kk.eq(kk + 1)
                 with m.If(kk == n_out - 1):
                     m.next = "DONE"
@@ -788,8 +752,9 @@ class Core(wiring.Component):
                 # E[k] = target count - output count (spec 6.3), one k a cycle (once per
                 # presentation: one subtractor instead of n_out)
                 m.d.comb += h_in.eq(key2 ^ base)
-                m.d.sync += [e[kk].eq(Mux(label == kk, tgt_cnt, 0) - counts[kk]),
-                             kk.eq(kk + 1)]
+                m.d.comb += [readout.k.eq(kk), proj.set.eq(1), proj.set_k.eq(kk),
+                             proj.set_value.eq(Mux(label == kk, tgt_cnt, 0) - readout.count)]
+                m.d.sync += kk.eq(kk + 1)
                 with m.If(kk == n_out - 1):
                     m.d.sync += [kk.eq(0), t.eq(0), g.eq(base), dfa_learn.eq(1),
                                  rbase_h.eq(0), rbase_o.eq(0)]
