@@ -10,11 +10,15 @@ from .arith import cmul as _cmul
 from .arith import ffs as _ffs
 from .arith import sat as _sat
 from .dither import Dither
+from .feedback import HashedFeedback
 from .layouts import Mode, cmd_layout, regs_layout, result_layout, trace_layout
 from .layouts import nblocks as _nblocks
+from .lists import SpikeLists
 from .projection import ErrorProjection
+from .raster import Raster
 from .readout import Readout
 from .scalar_hash import HASH_LATENCY, ScalarHash
+from .synapses import Synapses
 
 #: Largest supported ``weight_latency``.
 MAX_WEIGHT_LATENCY = 3
@@ -124,7 +128,6 @@ class Core(wiring.Component):
         T, sb, wb = cfg.timesteps, cfg.state_bits, cfg.w_bits
         n_in, n_hid, n_out = cfg.n_in, cfg.n_hid, cfg.n_out
         smin, smax = cfg.s_min, cfg.s_max
-        wmin, wmax = cfg.w_min, cfg.w_max
         regs = self.regs
         mem = self._memory
 
@@ -140,8 +143,7 @@ class Core(wiring.Component):
 
         # The weights may be read with a longer latency (a board registers a deep memory's
         # blocks and their multiplexer); nothing else may.
-        m.submodules.w1 = w1 = mem(wword, n_in * nb1, read_latency=L)
-        m.submodules.w2 = w2 = mem(wword, n_hid * nb2, read_latency=L)
+        m.submodules.syn = syn = Synapses(cfg, lanes=P, nb1=nb1, nb2=nb2, latency=L, memory=mem)
         # One state and one working memory for both layers (layer 1 from word NB1 on): only
         # one layer is ever in the pipeline, and one memory saves block RAMs and a multiplexer.
         m.submodules.ns = ns = mem(nsword, nb1 + nb2)
@@ -151,17 +153,10 @@ class Core(wiring.Component):
         # The step's weight update d of every neuron: written once per step (PRE, in stage X2),
         # read by INT; no read-modify-write.
         m.submodules.dm = dm = mem(dword, nb1 + nb2)
-        # Never read (usefully) in a cycle they are written: a single-port RAM will do. The
-        # rasters are deep, and read like the weights (from q[1], with latency L).
-        m.submodules.fb = fb = mem(data.ArrayLayout(unsigned(n_out), P), nb1, single_port=True)
-        m.submodules.rs_h = rs_h = mem(data.StructLayout({"s": P, "g": P}), T * nb1,
-                                       single_port=True, read_latency=L)
-        m.submodules.rs_o = rs_o = mem(unsigned(P), T * nb2, single_port=True,
-                                       read_latency=L)
-        for wm in (w1, w2, rs_h, rs_o):
-            if getattr(wm, "read_latency", 1) != L:
-                raise ValueError(f"the memory factory returned a memory with read latency "
-                                 f"{getattr(wm, 'read_latency', 1)}, not {L}")
+        m.submodules.fbs = fbs = HashedFeedback(lanes=P, n_hid=n_hid, n_out=n_out, memory=mem)
+        fb = fbs.read
+        m.submodules.raster = raster = Raster(lanes=P, timesteps=T, nb1=nb1, nb2=nb2,
+                                              latency=L, memory=mem)
         m.submodules.enc = enc = Encoder(cfg, memory=mem)
 
         # ---- control registers -----------------------------------------------------------------
@@ -187,16 +182,10 @@ class Core(wiring.Component):
         # a spike, written by FIRE_H (or replayed from the raster in the DFA learning phase).
         # A list and a counter instead of a whole-layer bit vector and its priority encoder:
         # the cost no longer grows with the layer's width (784 inputs for MNIST).
-        m.submodules.in_list = in_list = mem(unsigned(max(n_in, 2).bit_length()), n_in)
-        hl_word = data.StructLayout({"block": range(max(nb1, 2)), "mask": P})
-        # transparent: the last FIRE_H block is written in the cycle INT_O reads entry 0
-        m.submodules.hid_list = hid_list = mem(hl_word, nb1, transparent=True)
-        in_n = Signal(range(n_in + 1))       # entries written this step
-        hid_n = Signal(range(nb1 + 1))
-        lst_rp = Signal(range(max(n_in, nb1) + 1))   # next list entry to take
+        m.submodules.lists = lists = SpikeLists(n_in=n_in, nb1=nb1, lanes=P, memory=mem)
         cur_blk = Signal(range(max(nb1, 2)))         # block of the hidden entry being taken
         cur_mask = Signal(P)                         # its spikes not yet taken
-        list_reset = Signal()                        # a new step: empty both lists
+        list_reset = lists.reset                     # a new step: empty both lists
         first = Signal()              # t == 0 of a forward pass: V0 = U0 = 0
 
         erbp = mode == Mode.ERBP
@@ -218,15 +207,8 @@ class Core(wiring.Component):
         # issue side of the feedback-matrix hashes: row ji, bit ki, HASH_LATENCY ahead of FB
         # (past the last row it issues the first step's hash: the matrix may have fewer bits
         # than the hash has stages)
-        ji = Signal(range(nb1 * P + 1))
-        ki = Signal(range(max(n_out, 2)))
-        fb_issue = Signal()
-        fb_rows_done = ji == nb1 * P
-        fb_h_in = Mux(fb_rows_done, key2 ^ g, key1 ^ ji ^ ((ki >> 5) << 16))
-        with m.If(fb_issue & ~fb_rows_done):
-            m.d.sync += ki.eq(ki + 1)
-            with m.If(ki == n_out - 1):
-                m.d.sync += [ki.eq(0), ji.eq(ji + 1)]
+        fb_issue = fbs.issue
+        fb_h_in = Mux(fbs.rows_issued, key2 ^ g, fbs.h_in)
 
         # ---- the block pipeline ------------------------------------------------------------------
         # S0 (the sequencer) issues at most one block a cycle into q[1]; q[1] addresses the
@@ -270,10 +252,11 @@ class Core(wiring.Component):
                 m.d.comb += upd_h_issue.eq(1)
 
         # addresses: the weights and rasters from q[1], every other per-block memory from q[L]
-        m.d.comb += [w1.rd_addr.eq(q[1].waddr), w2.rd_addr.eq(q[1].waddr)]
+        m.d.comb += syn.rd_addr.eq(q[1].waddr)
         for nm in (ns, wk, dm):
             m.d.comb += nm.rd_addr.eq(qL.saddr)
-        m.d.comb += [rs_h.rd_addr.eq(rbase_h + q[1].b), rs_o.rd_addr.eq(rbase_o + q[1].b)]
+        m.d.comb += [raster.rd_block.eq(q[1].b), raster.base_h.eq(rbase_h),
+                     raster.base_o.eq(rbase_o)]
         # fb feeds a three-stage projection pipeline that ends in q[L]: it is read in stage
         # L - 3, which for L < 3 is ahead of S0 (the UPD scans visit blocks in consecutive
         # cycles from block 0, so the block 3 - L ahead, or the first ones in the cycles
@@ -281,9 +264,9 @@ class Core(wiring.Component):
         ahead = 3 - L
         upd_next = proj.sum           # ERR2, DFA_E2: the UPD scan starts next cycle
         if ahead > 0:
-            m.d.comb += fb.rd_addr.eq(Mux(upd_h_issue, b + ahead, Mux(upd_next, ahead - 1, 0)))
+            m.d.comb += fb.addr.eq(Mux(upd_h_issue, b + ahead, Mux(upd_next, ahead - 1, 0)))
         else:
-            m.d.comb += fb.rd_addr.eq(b if L == 3 else q[L - 3].b)
+            m.d.comb += fb.addr.eq(b if L == 3 else q[L - 3].b)
 
         # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
         # hstep = hash32(key2 ^ g) is h_q in the STEP cycle.
@@ -319,7 +302,7 @@ class Core(wiring.Component):
         # (q[L]) picks the layer's value, stage 4 (X) shifts it; stage X2 uses it. For L = 1
         # stage 1 of the first block is the cycle after the errors are loaded (ERR2,
         # DFA_E2).
-        m.d.comb += [proj.b_row.eq(fb.rd_data), proj.layer.eq(qL.layer), proj.block.eq(qL.b),
+        m.d.comb += [proj.b_row.eq(fb.data), proj.layer.eq(qL.layer), proj.block.eq(qL.b),
                      proj.err_shift_hid.eq(regs.err_shift_hid),
                      proj.err_shift_out.eq(regs.err_shift_out),
                      proj.unshifted.eq(qL.op == OP_DFAU)]
@@ -330,7 +313,6 @@ class Core(wiring.Component):
         # a single set of lane datapaths (leak shifters, dither rounding, saturation, error
         # projection) instead of building one per layer.
         xv = xs.valid
-        hid = ~xs.layer
         nsd = Signal(nsword)
         wkd = Signal(wkword)
         wd = Signal(wword)
@@ -351,9 +333,6 @@ class Core(wiring.Component):
         m.d.sync += x2_fire.eq(xv & (xs.op == OP_FIRE))
         m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
         wkw = Signal(wkword)
-        # the updated weight before saturation (stage W saturates it on its way into the RAM)
-        wsum = data.ArrayLayout(signed(max(wb, sb) + 1), P)
-        ww = Signal(wsum)
         wk_we, x_wwe = Signal(), Signal()
         # (PRE and FIRE write from X2: no INT block is in X then, nor reads a word they write)
         wkw2 = Signal(wkword)
@@ -372,26 +351,15 @@ class Core(wiring.Component):
         m.d.comb += [
             nsd.eq(ns.rd_data), dmd.eq(dm.rd_data),
             wkd.eq(Mux(fw_sel, fw_data.as_value(), wk.rd_data.as_value())),
-            wd.eq(Mux(xs.layer, w2.rd_data.as_value(), w1.rd_data.as_value())),
+            wd.eq(syn.rd_data), syn.rd_layer.eq(xs.layer),
             self.w_rdata.eq(wd),
         ]
 
-        # stage W: the weight write (learning, or the host's port while idle), registered
-        wq_en, wq_layer = Signal(), Signal()
-        wq_addr = Signal(range(max(max(self.w_words), 2)))
-        wq_data = Signal(wsum)
-        m.d.sync += wq_en.eq(0)
-        with m.If(idle & self.w_we):
-            m.d.sync += [wq_en.eq(1), wq_layer.eq(self.w_layer), wq_addr.eq(self.w_addr)]
-            m.d.sync += [wq_data[l].eq(self.w_wdata[l]) for l in range(P)]
-        with m.Elif(xv & x_wwe):
-            m.d.sync += [wq_en.eq(1), wq_layer.eq(xs.layer), wq_addr.eq(xs.waddr),
-                         wq_data.eq(ww)]
-        wq_sat = Signal(wword)
-        m.d.comb += [wq_sat[l].eq(_sat(wq_data[l], wmin, wmax)) for l in range(P)]
-        for L_, wm in enumerate((w1, w2)):
-            m.d.comb += [wm.wr_addr.eq(wq_addr), wm.wr_data.eq(wq_sat),
-                         wm.wr_en.eq(wq_en & (wq_layer == L_))]
+        # stage W: the weight write (learning, or the host's port while idle)
+        m.d.comb += [syn.d.eq(dmd), syn.upd_en.eq(xv & x_wwe), syn.upd_layer.eq(xs.layer),
+                     syn.upd_addr.eq(xs.waddr), syn.idle.eq(idle), syn.host_we.eq(self.w_we),
+                     syn.host_layer.eq(self.w_layer), syn.host_addr.eq(self.w_addr),
+                     syn.host_data.eq(self.w_wdata)]
 
         # the leak shifter's input (PRE: V, else U) and amount, selected a stage ahead
         lk_v = Signal()
@@ -417,7 +385,7 @@ class Core(wiring.Component):
             oks.append(lane_ok)
             v0 = Mux(xs.first, 0, nsd[l].v)
             u0 = Mux(xs.first, 0, nsd[l].u)
-            gate_rs = Mux(xs.layer, rs_o.rd_data[l], rs_h.rd_data.g[l])
+            gate_rs = Mux(xs.layer, raster.out_g[l], raster.hid.g[l])
             # one leak shifter per lane: PRE leaks V, UPD leaks U
             lk_in = Mux(lk_v, v0, u0)
             v = _sat(wkd[l].acc, smin, smax)
@@ -439,7 +407,7 @@ class Core(wiring.Component):
             with m.Switch(xs.op), m.Case(OP_INT):
                 m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
                              wkw[l].g.eq(wkd[l].g),
-                             x_wwe.eq(learn), ww[l].eq(wd[l] + dmd[l])]
+                             x_wwe.eq(learn)]
 
 
         # synaptic events: one per real (not padding) lane of every integration read-modify-write
@@ -469,10 +437,11 @@ class Core(wiring.Component):
             m.d.comb += [tr.valid.eq(1), tr.layer.eq(x2.layer), tr.t.eq(x2.t),
                          tr.block.eq(x2.b)]
         # DFA learning phase: the hidden spikes of the step are replayed from the raster
-        with m.If(x_pre & dfa_learn & hid & rs_h.rd_data.s.any()):
-            m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(xs.b),
-                         hid_list.wr_data.mask.eq(rs_h.rd_data.s), hid_list.wr_en.eq(1)]
-            m.d.sync += hid_n.eq(hid_n + 1)
+        m.d.comb += [raster.replay.eq(dfa_learn), raster.x_pre.eq(x_pre),
+                     raster.x_layer.eq(xs.layer), raster.x_block.eq(xs.b),
+                     lists.replay_valid.eq(raster.replay_valid),
+                     lists.replay_block.eq(raster.replay_block),
+                     lists.replay_mask.eq(raster.replay_mask)]
 
         # ---- stage Y: what FIRE's spikes change outside the lane datapaths ----------------------
         y_valid, y_layer = Signal(), Signal()
@@ -482,20 +451,13 @@ class Core(wiring.Component):
                      y_s.eq(Cat(*spikes)), y_g.eq(Cat(*gates))]
         m.d.comb += [readout.spk_valid.eq(y_valid & y_layer), readout.spk_block.eq(y_b),
                      readout.spk.eq(y_s)]
-        with m.If(y_valid):
-            # blocks arrive in order: a block with spikes is appended to the hidden list
-            with m.If(~y_layer & y_s.any()):
-                m.d.comb += [hid_list.wr_addr.eq(hid_n), hid_list.wr_data.block.eq(y_b),
-                             hid_list.wr_data.mask.eq(y_s), hid_list.wr_en.eq(1)]
-                m.d.sync += hid_n.eq(hid_n + 1)
-            # DFA forward phase: record hidden spikes and both layers' gates
-            with m.If(~dfa_learn & (mode == Mode.DFA)):
-                m.d.comb += [rs_h.wr_addr.eq(rbase_h + y_b), rs_h.wr_data.s.eq(y_s),
-                             rs_h.wr_data.g.eq(y_g), rs_h.wr_en.eq(~y_layer),
-                             rs_o.wr_addr.eq(rbase_o + y_b), rs_o.wr_data.eq(y_g),
-                             rs_o.wr_en.eq(y_layer)]
-        with m.If(list_reset):
-            m.d.sync += [in_n.eq(0), hid_n.eq(0)]
+        # blocks arrive in order: a block with spikes is appended to the hidden list
+        m.d.comb += [lists.fire_valid.eq(y_valid & ~y_layer & y_s.any()),
+                     lists.fire_block.eq(y_b), lists.fire_mask.eq(y_s)]
+        # DFA forward phase: record hidden spikes and both layers' gates
+        m.d.comb += [raster.wr_en.eq(y_valid & ~dfa_learn & (mode == Mode.DFA)),
+                     raster.wr_layer.eq(y_layer), raster.wr_block.eq(y_b),
+                     raster.wr_s.eq(y_s), raster.wr_g.eq(y_g)]
 
         # ---- host ports -------------------------------------------------------------------------
         m.d.comb += [enc.x_in.payload.eq(self.x_in.payload),
@@ -506,16 +468,11 @@ class Core(wiring.Component):
         # a cycle later (registered: the encoder's RAM and adder are a path of their own);
         # enc_busy covers that cycle
         m.d.comb += enc.spikes.ready.eq(1)
-        sp_valid = Signal()
-        sp_chan = Signal.like(enc.spikes.payload.chan)
         enc_busy_q = Signal()
-        m.d.sync += [sp_valid.eq(enc.spikes.valid & enc.spikes.payload.spike),
-                     sp_chan.eq(enc.spikes.payload.chan), enc_busy_q.eq(enc.busy)]
+        m.d.sync += enc_busy_q.eq(enc.busy)
         enc_busy = enc.busy | enc_busy_q
-        with m.If(sp_valid):
-            m.d.comb += [in_list.wr_addr.eq(in_n), in_list.wr_data.eq(sp_chan),
-                         in_list.wr_en.eq(1)]
-            m.d.sync += in_n.eq(in_n + 1)
+        m.d.comb += [lists.enc_valid.eq(enc.spikes.valid & enc.spikes.payload.spike),
+                     lists.enc_chan.eq(enc.spikes.payload.chan)]
 
         m.d.comb += [self.result.payload.pred.eq(readout.pred),
                      self.result.payload.counts.eq(readout.counts)]
@@ -525,11 +482,8 @@ class Core(wiring.Component):
         # lst_rp, or lst_rp + 1 in the cycle entry lst_rp is taken), so the next spike is
         # ready whenever the current one's last block is issued. lst_rp is 0 in the cycle
         # before an integrate pass (the states before it set int_first).
-        take = Signal()
-        lst_restart = Signal()        # the next cycle starts an integrate pass: entry 0
-        rd_next = Mux(lst_restart, 0, Mux(take, lst_rp + 1, lst_rp))
-        m.d.comb += [in_list.rd_addr.eq(rd_next), hid_list.rd_addr.eq(rd_next)]
-        m.d.sync += lst_rp.eq(rd_next)
+        take = lists.take
+        lst_restart = lists.restart   # the next cycle starts an integrate pass: entry 0
 
         def integrate(layer, nb, next_state):
             """One read-modify-write per (presynaptic spike, block); the spikes come from the
@@ -539,19 +493,19 @@ class Core(wiring.Component):
                 rest = Signal(P, name=f"rest{layer}")
                 m.d.comb += rest.eq(Mux(int_first, 0, cur_mask))
                 if layer == 0:
-                    with m.If(lst_rp < in_n):
+                    with m.If(lists.in_avail):
                         m.d.comb += take.eq(1)
-                        m.d.sync += [cur.eq(in_list.rd_data), cur_valid.eq(1)]
+                        m.d.sync += [cur.eq(lists.in_entry), cur_valid.eq(1)]
                     with m.Else():
                         m.d.sync += cur_valid.eq(0)
                 else:
-                    ent = hid_list.rd_data
+                    ent = lists.hid_entry
                     with m.If(rest.any()):
                         # the next spike of the entry being taken
                         pos = _ffs(rest)
                         m.d.sync += [cur.eq(_cmul(cur_blk, P) + pos), cur_valid.eq(1),
                                      cur_mask.eq(rest & ~(Const(1, P) << pos)[:P])]
-                    with m.Elif(lst_rp < hid_n):
+                    with m.Elif(lists.hid_avail):
                         pos = _ffs(ent.mask)
                         m.d.comb += take.eq(1)
                         m.d.sync += [cur.eq(_cmul(ent.block, P) + pos), cur_valid.eq(1),
@@ -588,11 +542,8 @@ class Core(wiring.Component):
 
         # ---- sequencer -------------------------------------------------------------------------
         kc = Signal(range(max(3 * HASH_LATENCY, MAX_WEIGHT_LATENCY + 1)))
-        bj = Signal(range(max(nb1, 2)))
-        lj = Signal(range(max(P, 2)))
-        jj = Signal(range(max(nb1 * P, 2)))
         kk = Signal(range(max(n_out, 2)))
-        fb_sr = Signal(P * n_out)
+        m.d.comb += [fbs.key.eq(key1), fbs.h_q.eq(h_q), fbs.k.eq(kk)]
         H = HASH_LATENCY
 
         with m.FSM(name="seq") as fsm:
@@ -604,11 +555,10 @@ class Core(wiring.Component):
                                  base.eq(_cmul(self.counter_wdata, T)[:32])]
                 with m.If(self.cmd.valid):
                     # (the hash's input is the seed here: KEYS starts from hash32(seed))
-                    m.d.sync += [ji.eq(0), ki.eq(0)]
+                    m.d.comb += fbs.start.eq(1)
                     m.d.sync += [mode.eq(self.cmd.payload.mode), label.eq(self.cmd.payload.label),
                                  t.eq(0), g.eq(base), tacc.eq(0), tgt_cnt.eq(0), first.eq(1),
-                                 dfa_learn.eq(0), b.eq(0), kc.eq(0), bj.eq(0), lj.eq(0),
-                                 jj.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
+                                 dfa_learn.eq(0), b.eq(0), kc.eq(0), kk.eq(0), rbase_h.eq(0), rbase_o.eq(0)]
                     m.d.comb += readout.clear.eq(1)
                     with m.If(self.cmd.payload.mode == Mode.INFER):
                         m.next = "STEP"
@@ -641,16 +591,12 @@ class Core(wiring.Component):
                 # cycle, shifted into the P-row word of the feedback RAM; issued H bits ahead,
                 # the last H issues are the first step's hash
                 m.d.comb += [fb_issue.eq(1), h_in.eq(fb_h_in)]
-                bit = h_q.bit_select(kk[:5], 1)
-                sr = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
-                m.d.sync += [fb_sr.eq(sr), kk.eq(kk + 1)]
+                m.d.comb += fbs.fill.eq(1)
+                m.d.sync += kk.eq(kk + 1)
                 with m.If(kk == n_out - 1):
-                    m.d.sync += [kk.eq(0), jj.eq(jj + 1), lj.eq(lj + 1)]
-                    with m.If(lj == P - 1):
-                        m.d.comb += [fb.wr_addr.eq(bj), fb.wr_data.eq(sr), fb.wr_en.eq(1)]
-                        m.d.sync += [lj.eq(0), bj.eq(bj + 1)]
-                        with m.If(bj == nb1 - 1):
-                            m.next = "STEP"
+                    m.d.sync += kk.eq(0)
+                with m.If(fbs.done):
+                    m.next = "STEP"
 
             with m.State("STEP"):
                 m.d.comb += [enc.start.eq(1), enc.first.eq(t == 0), phi_start.eq(1),
