@@ -1,6 +1,6 @@
 """The :class:`Core` component: its interface, and the submodules it composes."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,15 +8,17 @@ from ..encoder import Encoder
 from ..mem import WordMemory
 from .arith import cmul as _cmul
 from .arith import ffs as _ffs
-from .arith import sat as _sat
 from .dither import Dither
 from .feedback import HashedFeedback
+from .lanes import NeuronLanes
 from .layouts import Mode, cmd_layout, regs_layout, result_layout, trace_layout
 from .layouts import nblocks as _nblocks
 from .lists import SpikeLists
+from .pipeline import OP_DFAU, OP_FIRE, OP_INT, OP_PRE, OP_UPD, BlockPipeline, token_layout
 from .projection import ErrorProjection
 from .raster import Raster
 from .readout import Readout
+from .rules import RULES
 from .scalar_hash import HASH_LATENCY, ScalarHash
 from .synapses import Synapses
 
@@ -25,8 +27,6 @@ MAX_WEIGHT_LATENCY = 3
 
 __all__ = ["MAX_WEIGHT_LATENCY", "Core"]
 
-# Operations of the scan pipeline's second stage.
-OP_PRE, OP_INT, OP_FIRE, OP_UPD, OP_DFAU = range(5)
 
 
 class Core(wiring.Component):
@@ -94,13 +94,7 @@ class Core(wiring.Component):
         wword = data.ArrayLayout(signed(cfg.w_bits), P)
         self.w_words = (cfg.n_in * self.nb1, cfg.n_hid * self.nb2)
         # one block in flight: what every pipeline stage carries
-        self._token = data.StructLayout({
-            "valid": 1, "op": range(5), "layer": 1,
-            "b": range(max(self.nb1, self.nb2, 2)),
-            "saddr": range(max(self.nb1 + self.nb2, 2)),
-            "waddr": range(max(max(self.w_words), 2)),
-            "first": 1, "t": range(max(cfg.timesteps, 2)),
-        })
+        self._token = token_layout(cfg.n_in, cfg.n_hid, cfg.n_out, cfg.timesteps, P)
         super().__init__({
             "regs": In(regs_layout(cfg)),
             "cmd": In(stream.Signature(cmd_layout(cfg))),
@@ -125,34 +119,13 @@ class Core(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, P, nb1, nb2, L = self.cfg, self.lanes, self.nb1, self.nb2, self.weight_latency
-        T, sb, wb = cfg.timesteps, cfg.state_bits, cfg.w_bits
+        T, sb = cfg.timesteps, cfg.state_bits
         n_in, n_hid, n_out = cfg.n_in, cfg.n_hid, cfg.n_out
-        smin, smax = cfg.s_min, cfg.s_max
         regs = self.regs
         mem = self._memory
 
-        # ---- memories ------------------------------------------------------------------------
-        wword = data.ArrayLayout(signed(wb), P)
-        nsword = data.ArrayLayout(data.StructLayout({"v": signed(sb), "u": signed(sb)}), P)
-
-        # Wide enough that leak(V0) + fan_in weights never overflows (spec 2, I_j); one width
-        # for both layers because they share the datapath.
-        aw = max(sb, wb + max(n_in, n_hid).bit_length()) + 1
-        wkword = data.ArrayLayout(data.StructLayout({"acc": signed(aw), "g": 1, "s": 1}), P)
-        dword = data.ArrayLayout(signed(sb), P)
-
-        # The weights may be read with a longer latency (a board registers a deep memory's
-        # blocks and their multiplexer); nothing else may.
+        # ---- memories and the units around them ------------------------------------------
         m.submodules.syn = syn = Synapses(cfg, lanes=P, nb1=nb1, nb2=nb2, latency=L, memory=mem)
-        # One state and one working memory for both layers (layer 1 from word NB1 on): only
-        # one layer is ever in the pipeline, and one memory saves block RAMs and a multiplexer.
-        m.submodules.ns = ns = mem(nsword, nb1 + nb2)
-        # Not transparent: stage X forwards its own last write (below), the only one a read
-        # can miss (with one block the read-modify-write revisits an address every cycle).
-        m.submodules.wk = wk = mem(wkword, nb1 + nb2)
-        # The step's weight update d of every neuron: written once per step (PRE, in stage X2),
-        # read by INT; no read-modify-write.
-        m.submodules.dm = dm = mem(dword, nb1 + nb2)
         m.submodules.fbs = fbs = HashedFeedback(lanes=P, n_hid=n_hid, n_out=n_out, memory=mem)
         fb = fbs.read
         m.submodules.raster = raster = Raster(lanes=P, timesteps=T, nb1=nb1, nb2=nb2,
@@ -189,7 +162,7 @@ class Core(wiring.Component):
         first = Signal()              # t == 0 of a forward pass: V0 = U0 = 0
 
         erbp = mode == Mode.ERBP
-        learn = erbp | dfa_learn      # weights are rewritten in INT
+        learn = RULES.learns(mode, dfa_learn)   # weights are rewritten in INT
         m.d.comb += [self.sample_counter.eq(counter)]
 
         # error registers (eRBP per step; DFA per sample)
@@ -226,21 +199,13 @@ class Core(wiring.Component):
 
         tok = self._token
         s0 = Signal(tok)                            # what S0 issues in this cycle
-        q = [None] + [Signal(tok, name=f"q{i}") for i in range(1, L + 1)]
-        xs = Signal(tok)                            # stage X
-        x2 = Signal(tok)                            # stage X2 (valid: UPD, DFAU)
-        qL = q[L]
+        m.submodules.pipe = pipe = BlockPipeline(token=tok, latency=L)
+        m.d.comb += pipe.issue.eq(s0)
+        q1, qL, xs, drained = pipe.q1, pipe.qL, pipe.x, pipe.drained
         # Not issuing, S0 forwards the host weight port: a host read is the X-stage weight
         # data (wd) L + 1 cycles later.
         m.d.comb += [s0.b.eq(b), s0.first.eq(first), s0.t.eq(t), s0.layer.eq(self.w_layer),
                      s0.waddr.eq(self.w_addr), s0.saddr.eq(Mux(s0.layer, nb1 + b, b))]
-        m.d.sync += q[1].eq(s0)
-        for i in range(2, L + 1):
-            m.d.sync += q[i].eq(q[i - 1])
-        m.d.sync += xs.eq(qL)
-        # no block before stage Y: FIRE's bookkeeping (hidden list, output spikes) is then
-        # complete by the end of this cycle
-        drained = ~Cat(*[q[i].valid for i in range(1, L + 1)], xs.valid).any()
 
         upd_h_issue = Signal()        # an UPD or DFAU block of layer 0 is issued
 
@@ -252,10 +217,8 @@ class Core(wiring.Component):
                 m.d.comb += upd_h_issue.eq(1)
 
         # addresses: the weights and rasters from q[1], every other per-block memory from q[L]
-        m.d.comb += syn.rd_addr.eq(q[1].waddr)
-        for nm in (ns, wk, dm):
-            m.d.comb += nm.rd_addr.eq(qL.saddr)
-        m.d.comb += [raster.rd_block.eq(q[1].b), raster.base_h.eq(rbase_h),
+        m.d.comb += syn.rd_addr.eq(q1.waddr)
+        m.d.comb += [raster.rd_block.eq(q1.b), raster.base_h.eq(rbase_h),
                      raster.base_o.eq(rbase_o)]
         # fb feeds a three-stage projection pipeline that ends in q[L]: it is read in stage
         # L - 3, which for L < 3 is ahead of S0 (the UPD scans visit blocks in consecutive
@@ -266,198 +229,49 @@ class Core(wiring.Component):
         if ahead > 0:
             m.d.comb += fb.addr.eq(Mux(upd_h_issue, b + ahead, Mux(upd_next, ahead - 1, 0)))
         else:
-            m.d.comb += fb.addr.eq(b if L == 3 else q[L - 3].b)
+            m.d.comb += fb.addr.eq(b)
 
-        # ---- per-lane dither: r = (hstep + n * 0x9E3779B9) >> (32 - s) ---------------------
-        # hstep = hash32(key2 ^ g) is h_q in the STEP cycle.
-        lr_h = Mux(dfa_learn, regs.dfa_shift_hid, regs.lr_shift_hid)
-        lr_o = Mux(dfa_learn, regs.dfa_shift_out, regs.lr_shift_out)
-        # U0 << (32 - s) is formed as a multiply by a power of two (a board's multiplier
-        # blocks, not a 48-bit barrel shifter): with k = 32 - s - 8 in 0..24, U0 * 2**(k mod 16)
-        # is a 16 x 16 product, placed at bit 8 (k < 16) or 24 (k >= 16)
-        s_sel = Mux(qL.layer, lr_o, lr_h)
-        k8 = (24 - s_sel)[:5]
-        pow2 = Signal(16)             # 2**(k mod 16)
-        hi16 = Signal()               # k >= 16
-        m.d.sync += [pow2.eq(Const(1, 16) << k8[:4]), hi16.eq(k8[4])]
-        # n * PHI32 is not multiplied out: r is only used by the PRE scans, which visit the
-        # blocks in order (layer 0 from block 0, then layer 1 from block 0), so x itself is a
-        # register per lane: hstep + l PHI32 at the step's start, then stepped by P PHI32 as
-        # stage X2 finishes each PRE block (to n_hid + l after the last hidden block).
-        phi_start = Signal()
-        x_pre = xs.valid & (xs.op == OP_PRE)
-        x2_pre = Signal()                 # a PRE block in stage X2
-        m.d.sync += x2_pre.eq(x_pre)
-        x2_last_h = ~x2.layer & (x2.b == nb1 - 1)
+        m.submodules.lanes = lanes = NeuronLanes(cfg, lanes=P, regs=regs_layout(cfg), memory=mem)
         m.submodules.dither = dither = Dither(lanes=P, n_hid=n_hid)
-        m.d.comb += [dither.hstep.eq(h_q), dither.start.eq(phi_start),
-                     dither.advance.eq(x2_pre), dither.last_hid.eq(x2_last_h)]
-        r = dither.x
-
-        # ---- error projection: four stages, the last one X -------------------------------------
-        # hidden: sum_k B[j, k] ec[k] with ec[k] = n_out e[k] - esum and B = +-1 is
-        # 2 (n_out S - c esum), S the sum of e[k] over the c outputs with B[j, k] = +1;
-        # output: e[k]. UPD adds it shifted by err_shift, DFAU takes it as it is.
-        # Stage 1 sums S and c from the fb row, stage 2 forms 2 (n_out S - c esum), stage 3
-        # (q[L]) picks the layer's value, stage 4 (X) shifts it; stage X2 uses it. For L = 1
-        # stage 1 of the first block is the cycle after the errors are loaded (ERR2,
-        # DFA_E2).
+        phi_start = dither.start
+        m.d.comb += [dither.hstep.eq(h_q), dither.advance.eq(lanes.pre_done),
+                     dither.last_hid.eq(lanes.pre_last_hid)]
         m.d.comb += [proj.b_row.eq(fb.data), proj.layer.eq(qL.layer), proj.block.eq(qL.b),
                      proj.err_shift_hid.eq(regs.err_shift_hid),
                      proj.err_shift_out.eq(regs.err_shift_out),
                      proj.unshifted.eq(qL.op == OP_DFAU)]
-        proj_q = proj.proj
-
-        # ---- stage X: one datapath per lane, shared by the two layers ---------------------------
-        # Only one layer is ever in flight, so the layer's memory words are multiplexed into
-        # a single set of lane datapaths (leak shifters, dither rounding, saturation, error
-        # projection) instead of building one per layer.
-        xv = xs.valid
-        nsd = Signal(nsword)
-        wkd = Signal(wkword)
-        wd = Signal(wword)
-        # stage X2: UPD and DFAU write the state a cycle after X (ns is never read back
-        # sooner: its next reader is the following PRE scan)
-        # the leak x - (x >> k) of V0 (PRE) or U0 (UPD): shifted in X, subtracted in X2
-        x2_lkin = Signal(data.ArrayLayout(signed(sb), P))
-        x2_lksh = Signal(data.ArrayLayout(signed(sb), P))
-        x2_g = Signal(P)                                  # PRE: the gate
-        x2_v = Signal(data.ArrayLayout(signed(sb), P))    # V at the end of the step
-        x2_s = Signal(P)
-        x2_sh = Signal(data.ArrayLayout(signed(48), P))   # PRE: U0 << (32 - shift)
-        x2_dok = Signal(P)                                # PRE: the lane learns
-        x2_fire = Signal()                                # FIRE: a block in X2
-        x2_fv = Signal(data.ArrayLayout(signed(sb), P))   # FIRE: sat(acc)
-        x2_fvr = Signal(data.ArrayLayout(signed(sb), P))  # FIRE: its value after a spike
-        x2_fs = Signal(P)                                 # FIRE: its spikes
-        m.d.sync += x2_fire.eq(xv & (xs.op == OP_FIRE))
-        m.d.sync += [x2.eq(xs), x2.valid.eq(xv & ((xs.op == OP_UPD) | (xs.op == OP_DFAU)))]
-        wkw = Signal(wkword)
-        wk_we, x_wwe = Signal(), Signal()
-        # (PRE and FIRE write from X2: no INT block is in X then, nor reads a word they write)
-        wkw2 = Signal(wkword)
-        with m.If(x2_pre | x2_fire):
-            m.d.comb += [wk.wr_addr.eq(x2.saddr), wk.wr_data.eq(wkw2), wk.wr_en.eq(1)]
-        with m.Else():
-            m.d.comb += [wk.wr_addr.eq(xs.saddr), wk.wr_data.eq(wkw), wk.wr_en.eq(xv & wk_we)]
-        # the word this block read was written by the block before it in the same cycle:
-        # take that write instead (read-after-write forwarding)
-        # (decided a stage ahead: the block in q[L] reads what the block in X writes)
-        fw_sel = Signal()
-        fw_data = Signal(wkword)
-        x_writes_wk = xv & (xs.op == OP_INT)
-        m.d.sync += [fw_sel.eq(x_writes_wk & (xs.saddr == qL.saddr)), fw_data.eq(wkw)]
-        dmd = Signal(dword)
-        m.d.comb += [
-            nsd.eq(ns.rd_data), dmd.eq(dm.rd_data),
-            wkd.eq(Mux(fw_sel, fw_data.as_value(), wk.rd_data.as_value())),
-            wd.eq(syn.rd_data), syn.rd_layer.eq(xs.layer),
-            self.w_rdata.eq(wd),
-        ]
+        m.d.comb += [lanes.regs.eq(regs), lanes.replay.eq(dfa_learn), lanes.learn.eq(learn),
+                     lanes.qL.eq(qL), lanes.x.eq(xs),
+                     lanes.rs_hid_g.eq(raster.hid.g), lanes.rs_out_g.eq(raster.out_g),
+                     lanes.dither.eq(dither.x), lanes.proj.eq(proj.proj),
+                     lanes.w.eq(syn.rd_data), syn.rd_layer.eq(xs.layer),
+                     self.w_rdata.eq(syn.rd_data), self.trace.eq(lanes.trace),
+                     self.syn_events.eq(lanes.syn_events)]
 
         # stage W: the weight write (learning, or the host's port while idle)
-        m.d.comb += [syn.d.eq(dmd), syn.upd_en.eq(xv & x_wwe), syn.upd_layer.eq(xs.layer),
+        m.d.comb += [syn.d.eq(lanes.d), syn.upd_en.eq(lanes.w_update), syn.upd_layer.eq(xs.layer),
                      syn.upd_addr.eq(xs.waddr), syn.idle.eq(idle), syn.host_we.eq(self.w_we),
                      syn.host_layer.eq(self.w_layer), syn.host_addr.eq(self.w_addr),
                      syn.host_data.eq(self.w_wdata)]
 
-        # the leak shifter's input (PRE: V, else U) and amount, selected a stage ahead
-        lk_v = Signal()
-        # x >> k is (x * 2**(sb - 1 - k)) >> (sb - 1) for 0 <= k < sb: a multiply by a power
-        # of two (a board's multiplier block) instead of a barrel shifter
-        lk_pow = Signal(sb)
-        m.d.sync += [lk_v.eq(qL.op == OP_PRE),
-                     lk_pow.eq(Const(1 << (sb - 1), sb)
-                               >> Mux(qL.op == OP_PRE, regs.leak_v, regs.leak_u))]
-        # the layer's registers, selected a stage ahead
-        theta, bmin, bmax = (Signal(signed(sb), name=n) for n in ("theta", "bmin", "bmax"))
-        m.d.sync += [theta.eq(Mux(qL.layer, regs.theta_out, regs.theta_hid)),
-                     bmin.eq(Mux(qL.layer, regs.bmin_out, regs.bmin_hid)),
-                     bmax.eq(Mux(qL.layer, regs.bmax_out, regs.bmax_hid))]
-        last_b = Mux(xs.layer, nb2 - 1, nb1 - 1)
-        tr = self.trace
-        spikes, gates, oks = [], [], []
-        for l in range(P):
-            # lanes past the end of a layer (its last block only) are padding
-            pad_h = l >= n_hid - (nb1 - 1) * P
-            pad_o = l >= n_out - (nb2 - 1) * P
-            lane_ok = ~(Mux(xs.layer, pad_o, pad_h) & (xs.b == last_b))
-            oks.append(lane_ok)
-            v0 = Mux(xs.first, 0, nsd[l].v)
-            u0 = Mux(xs.first, 0, nsd[l].u)
-            gate_rs = Mux(xs.layer, raster.out_g[l], raster.hid.g[l])
-            # one leak shifter per lane: PRE leaks V, UPD leaks U
-            lk_in = Mux(lk_v, v0, u0)
-            v = _sat(wkd[l].acc, smin, smax)
-            s = (v >= theta) & lane_ok
-            spikes.append(s)
-            gates.append(wkd[l].g)
-            m.d.sync += [x2_lkin[l].eq(lk_in), x2_lksh[l].eq((lk_in * lk_pow) >> (sb - 1)),
-                         x2_v[l].eq(wkd[l].acc), x2_s[l].eq(wkd[l].s),
-                         x2_fv[l].eq(v), x2_fvr[l].eq(Mux(regs.reset_zero, 0, v - theta)),
-                         x2_fs[l].eq(s)]
-            # PRE's update d = sround(U0, s, r) = (U0 + r) >> s with r = x >> (32 - s) is
-            # floor((U0 2**(32 - s) + x) / 2**32): the shift here, the add in X2
-            gate = Mux(dfa_learn, gate_rs, (bmin < v0) & (v0 < bmax))
-            prod = u0 * pow2
-            m.d.sync += [x2_sh[l].eq(Mux(hi16, prod << 24, prod << 8)),
-                         x2_g[l].eq(Mux(xs.op == OP_PRE, gate, wkd[l].g)),
-                         # padding lanes learn nothing: their weights stay as written
-                         x2_dok[l].eq(learn & gate & lane_ok)]
-            with m.Switch(xs.op), m.Case(OP_INT):
-                m.d.comb += [wk_we.eq(1), wkw[l].acc.eq(wkd[l].acc + wd[l]),
-                             wkw[l].g.eq(wkd[l].g),
-                             x_wwe.eq(learn)]
-
-
-        # synaptic events: one per real (not padding) lane of every integration read-modify-write
-        with m.If(xv & (xs.op == OP_INT)):
-            m.d.comb += self.syn_events.eq(sum(oks))
-        # stage X2: the end-of-step state (UPD; DFAU sets U only, V is not used again)
-        nsw = Signal(nsword)
-        upd = x2.op == OP_UPD
-        for l in range(P):
-            lk = x2_lkin[l] - x2_lksh[l]
-            with m.If(x2_fire):                # FIRE: reset, keep the gate, record the spike
-                m.d.comb += [wkw2[l].acc.eq(Mux(x2_fs[l], x2_fvr[l], x2_fv[l])),
-                             wkw2[l].g.eq(x2_g[l]), wkw2[l].s.eq(x2_fs[l])]
-            with m.Else():                     # PRE: the leaked V0 and the gate
-                m.d.comb += [wkw2[l].acc.eq(lk), wkw2[l].g.eq(x2_g[l])]
-            un = _sat(Mux(upd, lk, 0) + proj_q[l], smin, smax)
-            m.d.comb += [nsw[l].v.eq(Mux(upd, x2_v[l], 0)), nsw[l].u.eq(un),
-                         tr.v[l].eq(x2_v[l]), tr.u[l].eq(un), tr.s[l].eq(x2_s[l])]
-        m.d.comb += [ns.wr_addr.eq(x2.saddr), ns.wr_data.eq(nsw), ns.wr_en.eq(x2.valid)]
-        # stage X2 of PRE: d (x is this block's dither offset: it steps as X2 finishes a block)
-        dw = Signal(dword)
-        for l in range(P):
-            dd = (x2_sh[l] + r[l])[32:32 + sb]
-            m.d.comb += dw[l].eq(Mux(x2_dok[l], dd, 0))
-        m.d.comb += [dm.wr_addr.eq(x2.saddr), dm.wr_data.eq(dw), dm.wr_en.eq(x2_pre)]
-        with m.If(x2.valid & upd):
-            m.d.comb += [tr.valid.eq(1), tr.layer.eq(x2.layer), tr.t.eq(x2.t),
-                         tr.block.eq(x2.b)]
         # DFA learning phase: the hidden spikes of the step are replayed from the raster
-        m.d.comb += [raster.replay.eq(dfa_learn), raster.x_pre.eq(x_pre),
+        m.d.comb += [raster.replay.eq(dfa_learn), raster.x_pre.eq(lanes.x_pre),
                      raster.x_layer.eq(xs.layer), raster.x_block.eq(xs.b),
                      lists.replay_valid.eq(raster.replay_valid),
                      lists.replay_block.eq(raster.replay_block),
                      lists.replay_mask.eq(raster.replay_mask)]
 
         # ---- stage Y: what FIRE's spikes change outside the lane datapaths ----------------------
-        y_valid, y_layer = Signal(), Signal()
-        y_b = Signal(range(max(nb1, nb2, 2)))
-        y_s, y_g = Signal(P), Signal(P)
-        m.d.sync += [y_valid.eq(xv & (xs.op == OP_FIRE)), y_layer.eq(xs.layer), y_b.eq(xs.b),
-                     y_s.eq(Cat(*spikes)), y_g.eq(Cat(*gates))]
-        m.d.comb += [readout.spk_valid.eq(y_valid & y_layer), readout.spk_block.eq(y_b),
-                     readout.spk.eq(y_s)]
+        y = lanes.fire
+        m.d.comb += [readout.spk_valid.eq(y.valid & y.layer), readout.spk_block.eq(y.block),
+                     readout.spk.eq(y.s)]
         # blocks arrive in order: a block with spikes is appended to the hidden list
-        m.d.comb += [lists.fire_valid.eq(y_valid & ~y_layer & y_s.any()),
-                     lists.fire_block.eq(y_b), lists.fire_mask.eq(y_s)]
+        m.d.comb += [lists.fire_valid.eq(y.valid & ~y.layer & y.s.any()),
+                     lists.fire_block.eq(y.block), lists.fire_mask.eq(y.s)]
         # DFA forward phase: record hidden spikes and both layers' gates
-        m.d.comb += [raster.wr_en.eq(y_valid & ~dfa_learn & (mode == Mode.DFA)),
-                     raster.wr_layer.eq(y_layer), raster.wr_block.eq(y_b),
-                     raster.wr_s.eq(y_s), raster.wr_g.eq(y_g)]
+        m.d.comb += [raster.wr_en.eq(y.valid & ~dfa_learn & RULES.has_replay(mode)),
+                     raster.wr_layer.eq(y.layer), raster.wr_block.eq(y.block),
+                     raster.wr_s.eq(y.s), raster.wr_g.eq(y.g)]
 
         # ---- host ports -------------------------------------------------------------------------
         m.d.comb += [enc.x_in.payload.eq(self.x_in.payload),
