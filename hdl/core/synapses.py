@@ -31,6 +31,15 @@ class Synapses(wiring.Component):
         Write ``rd_data + d`` (stage X of a learning integration).
     idle, host_we, host_layer, host_addr, host_data : In
         The host's write port (only while ``idle``; it takes precedence).
+
+    Parameters
+    ----------
+    event_gate : callable, optional
+        The hook for stochastic synapses: ``event_gate(lanes=, words=)`` returns a component
+        with members ``valid`` In(1), ``addr`` In(range(words)) (a learning integration's
+        word, as ``upd_en`` / ``upd_addr``) and ``keep`` Out(lanes), a combinational answer:
+        a lane whose ``keep`` is low keeps its weight for that event. None (the default)
+        builds nothing: every update is applied.
     """
 
     class Signature(ParamSignature):
@@ -49,7 +58,9 @@ class Synapses(wiring.Component):
                 "host_addr": In(range(words)), "host_data": In(word),
             }, lanes=lanes, w_bits=w_bits, state_bits=state_bits, words=words)
 
-    def __init__(self, cfg, *, lanes, nb1, nb2, latency=1, memory=WordMemory):
+    def __init__(self, cfg, *, lanes, nb1, nb2, latency=1, memory=WordMemory,
+                 event_gate=None):
+        self._event_gate = event_gate
         self.cfg = cfg
         self.latency = latency
         self._memory = memory
@@ -78,13 +89,18 @@ class Synapses(wiring.Component):
         wq_en, wq_layer = Signal(), Signal()
         wq_addr = Signal(range(max(max(self.words), 2)))
         wq_data = Signal(wsum)
+        d = self.d
+        if self._event_gate is not None:
+            m.submodules.event_gate = gate = self._event_gate(lanes=P, words=max(self.words))
+            m.d.comb += [gate.valid.eq(self.upd_en), gate.addr.eq(self.upd_addr)]
+            d = [Mux(gate.keep[l], self.d[l], 0) for l in range(P)]
         m.d.sync += wq_en.eq(0)
         with m.If(self.idle & self.host_we):
             m.d.sync += [wq_en.eq(1), wq_layer.eq(self.host_layer), wq_addr.eq(self.host_addr)]
             m.d.sync += [wq_data[l].eq(self.host_data[l]) for l in range(P)]
         with m.Elif(self.upd_en):
             m.d.sync += [wq_en.eq(1), wq_layer.eq(self.upd_layer), wq_addr.eq(self.upd_addr)]
-            m.d.sync += [wq_data[l].eq(wd[l] + self.d[l]) for l in range(P)]
+            m.d.sync += [wq_data[l].eq(wd[l] + d[l]) for l in range(P)]
         wq_sat = Signal(wword)
         m.d.comb += [wq_sat[l].eq(sat(wq_data[l], cfg.w_min, cfg.w_max)) for l in range(P)]
         for layer, wm in enumerate((w1, w2)):
