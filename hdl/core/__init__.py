@@ -73,6 +73,35 @@ One timestep is a sequence of phases, each a scan of blocks through that pipelin
 After the last step ``ARG`` forms the prediction (the lowest index of the largest count,
 one count a cycle).
 
+Components
+----------
+:class:`Core` (``core.py``) declares the ports and composes one component per concern, each
+in its own module with a parametric ``Signature``; its ``elaborate`` only wires them:
+
+==================  ====================================================================
+module              component
+==================  ====================================================================
+``sequencer.py``    :class:`~.sequencer.Sequencer`: stage S0, the 27-state FSM, the
+                    control registers, the spike cursor of the integrate passes
+``pipeline.py``     :class:`~.pipeline.BlockPipeline`: the token registers ``q[1..L]``, X
+``lanes.py``        :class:`~.lanes.NeuronLanes`: stages X, X2, Y; ``ns``, ``wk``, ``dm``
+``synapses.py``     :class:`~.synapses.Synapses`: ``w1``, ``w2``, stage W, the host write,
+                    the optional per-event gate (stochastic synapses)
+``dither.py``       :class:`~.dither.Dither`: the per-lane Weyl offsets
+``scalar_hash.py``  :class:`~.scalar_hash.ScalarHash`: ``hash32`` in ``HASH_LATENCY`` stages
+``feedback.py``     :class:`~.feedback.FeedbackPort` (what the projection reads) and
+                    :class:`~.feedback.HashedFeedback` (``B`` hashed into ``fb``)
+``projection.py``   :class:`~.projection.ErrorProjection`: the errors and the projection
+``lists.py``        :class:`~.lists.SpikeLists`: ``in_list``, ``hid_list``, their pointer
+``raster.py``       :class:`~.raster.Raster`: ``rs_h``, ``rs_o``, the DFA replay
+``readout.py``      :class:`~.readout.Readout`: the counts, ``s_out``, the prediction
+``rules.py``        the learning rules' choices (phases, gate, shift, error), consulted by
+                    the sequencer and the lanes
+``layouts.py``,     the port layouts and modes; the cycle formulas; arithmetic helpers
+``cycles.py``,
+``arith.py``
+==================  ====================================================================
+
 Cycle count
 -----------
 ``docs/cycles.md`` gives the formulas (one forward step costs
