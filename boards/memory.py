@@ -6,7 +6,7 @@ read port that is not transparent it must keep *read-before-write* behaviour whe
 word is read and written in one cycle, and neither iCE40 nor ECP5 block RAMs promise that:
 Yosys adds a write-data register, an address comparator and a bypass multiplexer per memory
 (measured: 73 flip-flops and 39 LUTs for a 128 x 32 memory on iCE40). The core never uses a
-word read in the cycle that word is written (``hdl/core.py`` documents why for every
+word read in the cycle that word is written (``hdl/core/__init__.py`` documents why for every
 memory; the host must not read and write the weight port in one cycle), so the boards mark
 those memories with the attribute :data:`RW_UNDEF_ATTR` and their Yosys script declares the
 collision undefined (:data:`YOSYS_SCRIPT_AFTER_READ`): then nothing is added.

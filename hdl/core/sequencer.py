@@ -1,0 +1,484 @@
+"""The sequencer: stage S0 of the block pipeline, the state machine of a presentation.
+
+It issues at most one block a cycle (the token of :mod:`hdl.core.pipeline`) and drives the
+scalar hash, the feedback source's fill, the spike lists' read pointer, the error registers
+and the readout's scan; it holds the presentation's control registers (mode, label, step,
+global step ``g``, keys, the target encoder, the sample counter). It waits for the pipeline
+only where it needs its results: ``INT_O`` takes the hidden list and ``ERR`` the output
+spikes once the last ``FIRE`` block is in Y (``drained``), and after the last step ``END``
+waits ``L`` cycles. The phases a learning rule needs follow from :data:`hdl.core.rules.RULES`.
+"""
+
+from types import SimpleNamespace
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from spec.cycles import MAX_WEIGHT_LATENCY
+
+from .arith import cmul, ffs
+from .layouts import Mode, nblocks
+from .lists import hidden_entry
+from .pipeline import OP_DFAU, OP_FIRE, OP_INT, OP_PRE, OP_UPD, token_layout
+from .projection import error_width
+from .rules import RULES
+from .scalar_hash import HASH_LATENCY
+from .signature import ParamSignature, check_int
+
+__all__ = ["MAX_WEIGHT_LATENCY", "Sequencer"]
+
+#: Largest supported ``weight_latency``.
+
+
+class Sequencer(wiring.Component):
+    """The presentation's state machine (27 states; see :mod:`hdl.core`).
+
+    Parameters
+    ----------
+    n_in, n_hid, n_out, timesteps, in_bits, lanes : int
+        The architecture (``cfg``) and ``P``.
+    latency : int
+        The weight memories' read latency ``L``.
+
+    Members
+    -------
+    seed, target_rate : In
+        Runtime registers the sequencer uses.
+    cmd : In(stream.Signature(cmd layout))
+        Start a presentation (accepted in IDLE).
+    result_valid : Out(1); result_ready : In(1)
+        The result handshake (DONE).
+    counter_we, counter_wdata : In; sample_counter : Out(32)
+        The sample counter (learning presentations so far).
+    w_layer, w_addr : In
+        The host's weight port: what S0 forwards while not issuing.
+    issue : Out(token)
+        S0: the block issued this cycle.
+    drained : In(1)
+        No block before stage Y.
+    enc_start, enc_first : Out(1); enc_busy : In(1)
+        Start the encoder's scan of a step.
+    in_avail, in_entry, hid_avail, hid_entry : In; list_reset, list_restart, list_take : Out
+        The spike lists.
+    h_in : Out(32); h_q : In(32)
+        The scalar hash.
+    fb_start, fb_issue, fb_fill, key1, k, fb_addr : Out; fb_h_in, fb_rows_issued, fb_done : In
+        The feedback source (its fill; its read address, ahead of the projection).
+    phi_start : Out(1)
+        The dither takes ``hstep = h_q`` (the step begins).
+    e_load, e_in, e_set, e_set_k, e_set_value, e_sum : Out
+        The error registers (per step, per sample, their sum before a ``UPD`` scan).
+    count : In; count_clear, arg : Out
+        The readout (``k`` selects ``count`` and is the ARG scan's index).
+    s_out : In
+        The output spikes of the step (ERR).
+    mode, replay, learn : Out
+        The presentation's mode, the DFA learning phase, weights rewritten by INT.
+    base_h, base_o : Out
+        The rasters' rows of the step.
+    busy, step_done : Out(1)
+    """
+
+    class Signature(ParamSignature):
+        def __init__(self, *, n_in, n_hid, n_out, timesteps, in_bits, lanes):
+            for name, v in (("n_in", n_in), ("n_hid", n_hid), ("n_out", n_out),
+                            ("timesteps", timesteps), ("in_bits", in_bits), ("lanes", lanes)):
+                check_int(name, v, 1)
+            P, T = lanes, timesteps
+            nb1, nb2 = nblocks(n_hid, P), nblocks(n_out, P)
+            ew = error_width(T)
+            words = max(n_in * nb1, n_hid * nb2)
+            kr = range(max(n_out, 2))
+            cmd = data.StructLayout({"mode": Mode, "label": kr})
+            super().__init__({
+                "seed": In(32), "target_rate": In(in_bits),
+                "cmd": In(stream.Signature(cmd)),
+                "result_valid": Out(1), "result_ready": In(1),
+                "counter_we": In(1), "counter_wdata": In(32), "sample_counter": Out(32),
+                "w_layer": In(1), "w_addr": In(range(words)),
+                "issue": Out(token_layout(n_in, n_hid, n_out, T, P)), "drained": In(1),
+                "enc_start": Out(1), "enc_first": Out(1), "enc_busy": In(1),
+                "in_avail": In(1), "in_entry": In(unsigned(max(n_in, 2).bit_length())),
+                "hid_avail": In(1), "hid_entry": In(hidden_entry(nb1, P)),
+                "list_reset": Out(1), "list_restart": Out(1), "list_take": Out(1),
+                "h_in": Out(32), "h_q": In(32),
+                "fb_start": Out(1), "fb_issue": Out(1), "fb_fill": Out(1), "key1": Out(32),
+                "k": Out(kr), "fb_addr": Out(range(max(nb1, 1))),
+                "fb_h_in": In(32), "fb_rows_issued": In(1), "fb_done": In(1),
+                "phi_start": Out(1),
+                "e_load": Out(1), "e_in": Out(data.ArrayLayout(signed(ew), n_out)),
+                "e_set": Out(1), "e_set_k": Out(kr), "e_set_value": Out(signed(ew)),
+                "e_sum": Out(1),
+                "count": In(range(T + 1)), "count_clear": Out(1), "arg": Out(1),
+                "s_out": In(nb2 * P),
+                "mode": Out(Mode), "replay": Out(1), "learn": Out(1),
+                "base_h": Out(range(T * nb1 + 1)), "base_o": Out(range(T * nb2 + 1)),
+                "busy": Out(1), "step_done": Out(1),
+            }, n_in=n_in, n_hid=n_hid, n_out=n_out, timesteps=timesteps, in_bits=in_bits,
+                lanes=lanes)
+
+    def __init__(self, *, n_in, n_hid, n_out, timesteps, in_bits, lanes, latency):
+        check_int("latency", latency, 1)
+        self.latency = latency
+        super().__init__(self.Signature(n_in=n_in, n_hid=n_hid, n_out=n_out,
+                                        timesteps=timesteps, in_bits=in_bits, lanes=lanes))
+
+    def elaborate(self, platform):
+        m = Module()
+        r = self._registers(m)
+        with m.FSM(name="seq") as fsm:
+            self._setup_states(m, r)
+            self._step_states(m, r)
+            self._end_states(m, r)
+            self._replay_states(m, r)
+        # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
+        # ignored): shallower next-state logic for the sequencer's thirty states
+        fsm.state.attrs["fsm_encoding"] = "one-hot"
+        return m
+
+    def _registers(self, m):
+        """The control registers (and the defaults of what the states drive)."""
+        sig = self.signature
+        P, T, n_in, n_out, L = sig.lanes, sig.timesteps, sig.n_in, sig.n_out, self.latency
+        nb1, nb2 = nblocks(sig.n_hid, P), nblocks(n_out, P)
+        self._consts = {"P": P, "T": T, "nb1": nb1, "nb2": nb2, "n_out": n_out, "L": L,
+                        "H": HASH_LATENCY, "in_bits": sig.in_bits}
+        r = SimpleNamespace(
+            mode=Signal(Mode), label=Signal(range(max(n_out, 2))),
+            dfa_learn=Signal(),                     # DFA learning phase (replay)
+            t=Signal(range(max(T, 2))),
+            g=Signal(32),                           # global step (spec 3)
+            base=Signal(32),                        # sample_counter * T mod 2**32
+            counter=Signal(32), key1=Signal(32), key2=Signal(32), h0=Signal(32),
+            tacc=Signal(sig.in_bits),               # target encoder accumulator (phase 0)
+            tgt=Signal(),                           # the label neuron's target spike
+            tgt_cnt=Signal(range(T + 1)),
+            first=Signal(),                         # t == 0 of a forward pass: V0 = U0 = 0
+            b=Signal(range(max(nb1, nb2, 2) + 1)),  # the block to issue
+            cur=Signal(range(max(n_in, nb1 * P, 2))),   # the presynaptic neuron integrated
+            cur_valid=Signal(), int_first=Signal(),
+            cur_blk=Signal(range(max(nb1, 2))),     # block of the hidden entry being taken
+            cur_mask=Signal(P),                     # its spikes not yet taken
+            rbase_h=Signal(range(T * nb1 + 1)),     # t * NB1: raster row of this step
+            rbase_o=Signal(range(T * nb2 + 1)),
+            idle=Signal(), upd_h_issue=Signal(),    # an UPD or DFAU block of layer 0 issued
+            kc=Signal(range(max(3 * HASH_LATENCY, MAX_WEIGHT_LATENCY + 1))),
+            kk=Signal(range(max(n_out, 2))),
+            enc_busy_q=Signal(),
+        )
+        r.s0, r.h_in, r.h_q = self.issue, self.h_in, self.h_q
+        r.take, r.lst_restart, r.list_reset = self.list_take, self.list_restart, self.list_reset
+        r.fb_issue, r.phi_start, r.drained = self.fb_issue, self.phi_start, self.drained
+        r.load_e, r.e_in, r.upd_next, r.s_out = self.e_load, self.e_in, self.e_sum, self.s_out
+        r.fb_h_in = Mux(self.fb_rows_issued, r.key2 ^ r.g, self.fb_h_in)
+        # encoder spikes are listed a cycle late: enc_busy covers that cycle
+        m.d.sync += r.enc_busy_q.eq(self.enc_busy)
+        r.enc_busy = self.enc_busy | r.enc_busy_q
+        # (the hash's input is the seed unless a state says otherwise: KEYS starts from
+        # hash32(seed), issued with the command)
+        m.d.comb += self.h_in.eq(self.seed)
+        # Not issuing, S0 forwards the host weight port: a host read is the X-stage weight
+        # data L + 1 cycles later.
+        s0, b = r.s0, r.b
+        m.d.comb += [s0.b.eq(b), s0.first.eq(r.first), s0.t.eq(r.t), s0.layer.eq(self.w_layer),
+                     s0.waddr.eq(self.w_addr), s0.saddr.eq(Mux(s0.layer, nb1 + b, b))]
+        # The feedback rows feed a three-stage projection pipeline that ends in q[L]: they
+        # are read in stage L - 3, which for L < 3 is ahead of S0 (the UPD scans visit blocks
+        # in consecutive cycles from block 0, so the block 3 - L ahead, or the first ones in
+        # the cycles before the scan).
+        ahead = 3 - L
+        if ahead > 0:
+            m.d.comb += self.fb_addr.eq(Mux(r.upd_h_issue, b + ahead,
+                                            Mux(r.upd_next, ahead - 1, 0)))
+        else:
+            m.d.comb += self.fb_addr.eq(b)
+        m.d.comb += [self.sample_counter.eq(r.counter), self.busy.eq(~r.idle),
+                     self.mode.eq(r.mode), self.replay.eq(r.dfa_learn),
+                     self.learn.eq(RULES.learns(r.mode, r.dfa_learn)),
+                     self.key1.eq(r.key1), self.k.eq(r.kk),
+                     self.base_h.eq(r.rbase_h), self.base_o.eq(r.rbase_o)]
+        return r
+
+    def _const(self, names):
+        return [self._consts[n] for n in names.split()]
+
+    def _issue(self, m, r, op, layer, waddr=None):
+        m.d.comb += [r.s0.valid.eq(1), r.s0.op.eq(op), r.s0.layer.eq(layer)]
+        if waddr is not None:
+            m.d.comb += r.s0.waddr.eq(waddr)
+        if op in (OP_UPD, OP_DFAU) and layer == 0:
+            m.d.comb += r.upd_h_issue.eq(1)
+
+    def _integrate(self, m, r, layer, nb, next_state):
+        """One read-modify-write per (presynaptic spike, block); the spikes come from the
+        layer's list in order (a hidden entry's mask lowest lane first)."""
+        P = self._consts["P"]
+        with m.If(r.int_first | (r.cur_valid & (r.b == nb - 1))):
+            m.d.sync += [r.b.eq(0), r.int_first.eq(0)]
+            rest = Signal(P, name=f"rest{layer}")
+            m.d.comb += rest.eq(Mux(r.int_first, 0, r.cur_mask))
+            if layer == 0:
+                with m.If(self.in_avail):
+                    m.d.comb += r.take.eq(1)
+                    m.d.sync += [r.cur.eq(self.in_entry), r.cur_valid.eq(1)]
+                with m.Else():
+                    m.d.sync += r.cur_valid.eq(0)
+            else:
+                ent = self.hid_entry
+                with m.If(rest.any()):
+                    # the next spike of the entry being taken
+                    pos = ffs(rest)
+                    m.d.sync += [r.cur.eq(cmul(r.cur_blk, P) + pos), r.cur_valid.eq(1),
+                                 r.cur_mask.eq(rest & ~(Const(1, P) << pos)[:P])]
+                with m.Elif(self.hid_avail):
+                    pos = ffs(ent.mask)
+                    m.d.comb += r.take.eq(1)
+                    m.d.sync += [r.cur.eq(cmul(ent.block, P) + pos), r.cur_valid.eq(1),
+                                 r.cur_blk.eq(ent.block),
+                                 r.cur_mask.eq(ent.mask & ~(Const(1, P) << pos)[:P])]
+                with m.Else():
+                    m.d.sync += r.cur_valid.eq(0)
+        with m.If(r.cur_valid):
+            self._issue(m, r, OP_INT, layer, cmul(r.cur, nb) + r.b)
+            with m.If(r.b != nb - 1):
+                m.d.sync += r.b.eq(r.b + 1)
+        with m.If(~r.int_first & ~r.cur_valid):
+            m.d.sync += [r.b.eq(0)]
+            m.next = next_state
+
+    def _scan(self, m, r, op, layer, nb, next_state, extra=None):
+        with m.If(r.b < nb):
+            self._issue(m, r, op, layer)
+            m.d.sync += r.b.eq(r.b + 1)
+        with m.Else():
+            cond = Const(1) if extra is None else extra
+            with m.If(cond):
+                m.d.sync += r.b.eq(0)
+                m.next = next_state
+
+    # What the hash is given during a step: the next step's hstep (g is the next step's
+    # by then; after the forward phase of DFA, the first learning step's, g = base). A step
+    # is longer than HASH_LATENCY cycles, so the next STEP always finds its hash ready.
+    def _next_step_hash(self, m, r, learning=False):
+        T = self._consts["T"]
+        if learning:
+            m.d.comb += r.h_in.eq(r.key2 ^ r.g)
+        else:
+            last = (r.t == T - 1) & RULES.has_replay(r.mode)
+            m.d.comb += r.h_in.eq(r.key2 ^ Mux(last, r.base, r.g))
+
+    def _setup_states(self, m, r):
+        """IDLE, and the keys and the feedback matrix of a learning presentation."""
+        T, n_out, H = self._const("T n_out H")
+        with m.State("IDLE"):
+            m.d.comb += [r.idle.eq(1), self.cmd.ready.eq(1)]
+            with m.If(self.counter_we):
+                # base = counter * T mod 2**32; T is a constant, so this is a few adders
+                m.d.sync += [r.counter.eq(self.counter_wdata),
+                             r.base.eq(cmul(self.counter_wdata, T)[:32])]
+            with m.If(self.cmd.valid):
+                # (the hash's input is the seed here: KEYS starts from hash32(seed))
+                m.d.comb += self.fb_start.eq(1)
+                m.d.sync += [r.mode.eq(self.cmd.payload.mode), r.label.eq(self.cmd.payload.label),
+                             r.t.eq(0), r.g.eq(r.base), r.tacc.eq(0), r.tgt_cnt.eq(0),
+                             r.first.eq(1), r.dfa_learn.eq(0), r.b.eq(0), r.kc.eq(0),
+                             r.kk.eq(0), r.rbase_h.eq(0), r.rbase_o.eq(0)]
+                m.d.comb += self.count_clear.eq(1)
+                with m.If(self.cmd.payload.mode == Mode.INFER):
+                    m.next = "STEP"
+                with m.Else():
+                    m.next = "KEYS"
+
+        with m.State("KEYS"):
+            # key(domain) = hash32(hash32(seed) ^ domain): hash32(seed) was issued with the
+            # command, key1 and key2 are issued when it appears; then the feedback-matrix
+            # hashes are issued from the cycle key1 appears (row 0 takes it at once), H
+            # cycles ahead of FB (3H - 1 cycles)
+            m.d.sync += r.kc.eq(r.kc + 1)
+            with m.If(r.kc == H - 1):
+                m.d.comb += r.h_in.eq(r.h_q ^ 1)
+                m.d.sync += r.h0.eq(r.h_q)
+            with m.If(r.kc == H):
+                m.d.comb += r.h_in.eq(r.h0 ^ 2)
+            with m.If(r.kc == 2 * H - 1):
+                m.d.comb += [r.h_in.eq(r.h_q), r.fb_issue.eq(1)]
+                m.d.sync += r.key1.eq(r.h_q)
+            with m.If(r.kc >= 2 * H):
+                m.d.comb += [r.h_in.eq(r.fb_h_in), r.fb_issue.eq(1)]
+            with m.If(r.kc == 2 * H):
+                m.d.sync += r.key2.eq(r.h_q)
+            with m.If(r.kc == 3 * H - 2):
+                m.next = "FB"
+
+        with m.State("FB"):
+            # B[j, k] = bit (k mod 32) of hash32(key1 ^ j ^ ((k >> 5) << 16)): one bit a
+            # cycle, shifted into the P-row word of the feedback RAM; issued H bits ahead,
+            # the last H issues are the first step's hash
+            m.d.comb += [r.fb_issue.eq(1), r.h_in.eq(r.fb_h_in)]
+            m.d.comb += self.fb_fill.eq(1)
+            m.d.sync += r.kk.eq(r.kk + 1)
+            with m.If(r.kk == n_out - 1):
+                m.d.sync += r.kk.eq(0)
+            with m.If(self.fb_done):
+                m.next = "STEP"
+
+    def _step_states(self, m, r):
+        """One forward timestep: STEP, PRE, INT, FIRE (both layers), ERR, UPD."""
+        T, nb1, nb2, n_out, in_bits = self._const("T nb1 nb2 n_out in_bits")
+        with m.State("STEP"):
+            m.d.comb += [self.enc_start.eq(1), self.enc_first.eq(r.t == 0), r.phi_start.eq(1),
+                         r.list_reset.eq(1)]
+            tsum = r.tacc + self.target_rate
+            m.d.sync += [r.tacc.eq(tsum[:in_bits]), r.tgt.eq(tsum[in_bits])]
+            with m.If(tsum[in_bits]):
+                m.d.sync += r.tgt_cnt.eq(r.tgt_cnt + 1)
+            # hstep is taken (phi_start): g becomes the next step's
+            m.d.sync += r.g.eq(r.g + 1)
+            m.next = "PRE_H"
+
+        with m.State("PRE_H"):
+            self._next_step_hash(m, r)
+            self._scan(m, r, OP_PRE, 0, nb1, "PRE_O")
+        with m.State("PRE_O"):
+            self._next_step_hash(m, r)
+            m.d.sync += r.int_first.eq(1)
+            m.d.comb += r.lst_restart.eq(1)
+            self._scan(m, r, OP_PRE, 1, nb2, "INT_H", extra=~r.enc_busy)
+
+        with m.State("INT_H"):
+            self._next_step_hash(m, r)
+            self._integrate(m, r, 0, nb1, "FIRE_H")
+        with m.State("FIRE_H"):
+            self._next_step_hash(m, r)
+            m.d.sync += r.int_first.eq(1)
+            m.d.comb += r.lst_restart.eq(1)
+            # INT_O takes the hidden list: wait until the last block is in stage Y
+            self._scan(m, r, OP_FIRE, 0, nb1, "INT_O", extra=r.drained)
+        with m.State("INT_O"):
+            self._next_step_hash(m, r)
+            self._integrate(m, r, 1, nb2, "FIRE_O")
+        with m.State("FIRE_O"):
+            self._next_step_hash(m, r)
+            # ERR takes the output spikes
+            self._scan(m, r, OP_FIRE, 1, nb2, "ERR", extra=r.drained)
+
+        with m.State("ERR"):
+            self._next_step_hash(m, r)
+            # e[k] = tgt[k] - s_out[k] (eRBP only; 0 leaves U at 0 otherwise)
+            m.d.comb += r.load_e.eq(1)
+            for k in range(n_out):
+                e_k = (r.tgt & (r.label == k)) - r.s_out[k]
+                m.d.comb += r.e_in[k].eq(Mux(RULES.step_error(r.mode), e_k, 0))
+            m.next = "ERR2"
+        with m.State("ERR2"):
+            # the projection's first stage takes the errors loaded in ERR
+            self._next_step_hash(m, r)
+            m.d.comb += r.upd_next.eq(1)
+            m.next = "UPD_H"
+
+        with m.State("UPD_H"):
+            self._next_step_hash(m, r)
+            self._scan(m, r, OP_UPD, 0, nb1, "UPD_O")
+        with m.State("UPD_O"):
+            self._next_step_hash(m, r)
+            with m.If(r.b == nb2):
+                m.d.comb += self.step_done.eq(1)
+                m.d.sync += [r.t.eq(r.t + 1), r.first.eq(0), r.b.eq(0),
+                             r.rbase_h.eq(r.rbase_h + nb1), r.rbase_o.eq(r.rbase_o + nb2)]
+                with m.If(r.t == T - 1):
+                    m.d.sync += r.kc.eq(0)
+                    m.next = "END"
+                with m.Else():
+                    m.next = "STEP"
+            with m.Else():
+                self._issue(m, r, OP_UPD, 1)
+                m.d.sync += r.b.eq(r.b + 1)
+
+    def _end_states(self, m, r):
+        """After the last step: END, the prediction (ARG), the result (DONE)."""
+        T, n_out, L = self._const("T n_out L")
+        with m.State("END"):
+            # L cycles: every block issued before is then past stage X (and every weight
+            # write past stage W by the time ARG is done), whatever the last pass was
+            m.d.comb += r.h_in.eq(r.key2 ^ r.base)       # DFA_E is next, or nothing
+            m.d.sync += r.kc.eq(r.kc + 1)
+            with m.If(r.kc == L - 1):
+                with m.If(RULES.has_replay(r.mode) & ~r.dfa_learn):
+                    m.d.sync += r.kk.eq(0)
+                    m.next = "DFA_E"
+                with m.Else():
+                    m.d.sync += r.kk.eq(0)
+                    m.next = "ARG"
+
+        with m.State("ARG"):
+            # the prediction: the lowest index of the largest count, one count a cycle
+            m.d.comb += self.arg.eq(1)
+            m.d.sync += r.kk.eq(r.kk + 1)
+            with m.If(r.kk == n_out - 1):
+                m.next = "DONE"
+
+        with m.State("DONE"):
+            m.d.comb += self.result_valid.eq(1)
+            with m.If(self.result_ready):
+                with m.If(r.mode != Mode.INFER):
+                    m.d.sync += [r.counter.eq(r.counter + 1), r.base.eq(r.base + T)]
+                m.next = "IDLE"
+
+    def _replay_states(self, m, r):
+        """DFA: the error from the counts, then the learning phase replays the raster."""
+        T, nb1, nb2, n_out = self._const("T nb1 nb2 n_out")
+        with m.State("DFA_E"):
+            # E[k] = target count - output count (spec 6.3), one k a cycle (once per
+            # presentation: one subtractor instead of n_out)
+            m.d.comb += r.h_in.eq(r.key2 ^ r.base)
+            m.d.comb += [self.e_set.eq(1), self.e_set_k.eq(r.kk),
+                         self.e_set_value.eq(Mux(r.label == r.kk, r.tgt_cnt, 0) - self.count)]
+            m.d.sync += r.kk.eq(r.kk + 1)
+            with m.If(r.kk == n_out - 1):
+                m.d.sync += [r.kk.eq(0), r.t.eq(0), r.g.eq(r.base), r.dfa_learn.eq(1),
+                             r.rbase_h.eq(0), r.rbase_o.eq(0)]
+                m.next = "DFA_E2"
+        with m.State("DFA_E2"):
+            m.d.comb += [r.h_in.eq(r.key2 ^ r.g), r.upd_next.eq(1)]
+            m.next = "DFA_UH"
+        with m.State("DFA_UH"):
+            m.d.comb += r.h_in.eq(r.key2 ^ r.g)
+            self._scan(m, r, OP_DFAU, 0, nb1, "DFA_UO")
+        with m.State("DFA_UO"):
+            m.d.comb += r.h_in.eq(r.key2 ^ r.g)
+            self._scan(m, r, OP_DFAU, 1, nb2, "L_STEP")
+        with m.State("L_STEP"):
+            m.d.comb += [self.enc_start.eq(1), self.enc_first.eq(r.t == 0), r.phi_start.eq(1),
+                         r.list_reset.eq(1)]
+            m.d.sync += r.g.eq(r.g + 1)
+            m.next = "L_PRE_H"
+        with m.State("L_PRE_H"):
+            self._next_step_hash(m, r, learning=True)
+            self._scan(m, r, OP_PRE, 0, nb1, "L_PRE_O")
+        with m.State("L_PRE_O"):
+            self._next_step_hash(m, r, learning=True)
+            m.d.sync += r.int_first.eq(1)
+            m.d.comb += r.lst_restart.eq(1)
+            self._scan(m, r, OP_PRE, 1, nb2, "L_INT_H", extra=~r.enc_busy)
+        with m.State("L_INT_H"):
+            # L_INT_O takes the list the L_PRE_H blocks replay in stage X: with L <= 3
+            # they are there before L_INT_O's first cycle (L_PRE_O and this state take
+            # at least three cycles)
+            self._next_step_hash(m, r, learning=True)
+            with m.If(~r.int_first & ~r.cur_valid):
+                m.d.sync += r.int_first.eq(1)
+                m.d.comb += r.lst_restart.eq(1)
+            self._integrate(m, r, 0, nb1, "L_INT_O")
+        with m.State("L_INT_O"):
+            self._next_step_hash(m, r, learning=True)
+            self._integrate(m, r, 1, nb2, "L_NEXT")
+        with m.State("L_NEXT"):
+            self._next_step_hash(m, r, learning=True)
+            m.d.sync += [r.t.eq(r.t + 1), r.rbase_h.eq(r.rbase_h + nb1),
+                         r.rbase_o.eq(r.rbase_o + nb2), r.b.eq(0), r.kc.eq(0)]
+            with m.If(r.t == T - 1):
+                m.next = "END"
+            with m.Else():
+                m.next = "L_STEP"
+
