@@ -8,11 +8,15 @@ cycle by one state machine, and wide data lives in block RAM rather than in flip
 
 Structure
 ---------
-* **Receiver** (runs whenever the engine is idle). SLIP-decodes the incoming bytes into the
-  *frame buffer* (``max_frame`` bytes of block RAM) and computes the CRC a byte at a time. The
-  last two bytes are held back in a two-byte delay line, so that at the frame's ``END`` the
-  CRC register covers everything but them and is compared with them directly. Bytes that
-  arrive while the engine is busy are discarded up to and including the next ``END``.
+* **Receiver** (open unless it holds a frame the executor still needs). SLIP-decodes the
+  incoming bytes into the *frame buffer* (``max_frame`` bytes of block RAM) and computes the
+  CRC a byte at a time. The last two bytes are held back in a two-byte delay line, so that at
+  the frame's ``END`` the CRC register covers everything but them and is compared with them
+  directly. A complete frame is *held* until the executor releases it: right after its checks
+  if it is answered without executing (an error or a replay), else when its execution ends;
+  bytes that arrive while a frame is held are discarded up to and including the next ``END``.
+  So the receiver takes the next request while a reply is sent (``docs/protocol.md``,
+  section 1).
 * **Executor** (one FSM). A frame is acted upon only after its ``END``: framing error,
   overflow and CRC are checked first, then a repeated (``seq``, CRC) is answered from the
   stored reply, and only then is the command decoded. Every command validates its whole
@@ -20,7 +24,8 @@ Structure
   then a writing pass). The reply payload is written to the *reply buffer* (block RAM), which
   is kept until the next request with a valid CRC so a retransmission can be answered again.
 * **Transmitter** (the same FSM). Sends ``END``, the escaped header, payload and CRC (computed
-  as the bytes are produced, by the receiver's CRC unit, which is free then) and ``END``.
+  as the bytes are produced, by its own CRC unit: the receiver's may be busy then) and ``END``.
+  Only a request answered ``OK`` replaces the stored request and reply.
 
 Area notes
 ----------
@@ -58,6 +63,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .core import Core, regs_layout, reg_values
+from .link.crc import CRC16
 from .mem import WordMemory
 
 __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
@@ -84,15 +90,6 @@ def reg_ranges(cfg) -> dict:
     """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists
     and the host codec defines them."""
     return {name: reg_range(cfg, i) for i, name in enumerate(REGISTERS)}
-
-
-def _crc16_byte(crc, byte):
-    """One byte of CRC-16/CCITT-FALSE (MSB first), as combinational logic."""
-    c = crc
-    for i in reversed(range(8)):
-        fb = c[15] ^ byte[i]
-        c = Cat(Const(0, 1), c[:15]) ^ Mux(fb, 0x1021, 0)
-    return c
 
 
 class _Tally(Elaboratable):
@@ -226,16 +223,21 @@ class ProtocolEngine(wiring.Component):
 
         # ---- state -------------------------------------------------------------------------------
         idle = Signal()                 # the FSM waits for a frame
-        crc = Signal(16)
-        crc_byte = Signal(8)
-        crc_next = _crc16_byte(crc, crc_byte)
+        # one CRC unit per direction: the receiver takes the next frame while a reply
+        # that does not need the frame buffer is sent
+        m.submodules.rx_crc = rx_crc = CRC16()
+        m.submodules.tx_crc = tx_crc = CRC16()
+        crc, tcrc = rx_crc.crc, tx_crc.crc
 
         # receiver
         rlen = Signal(range(MF + 1))
         esc, bad, ovf, drop = Signal(), Signal(), Signal(), Signal()
+        seen = Signal()                 # a byte other than END since the frame began
+        held = Signal()                 # a complete frame waits for (or is used by) the FSM
+        release = Signal()              # the FSM is done with the held frame
         d1, d2 = Signal(8), Signal(8)   # last and second-last byte: the CRC field at END
         f_seq, f_op = Signal(8), Signal(8)
-        frame_done = Signal()
+        t_seq, t_op = Signal(8), Signal(8)  # the frame being answered (the reply's header)
         uart_errors = Signal(32)
 
         # executor
@@ -261,7 +263,7 @@ class ProtocolEngine(wiring.Component):
         carry = Signal()
 
         # stored reply and retransmission
-        rep_op, rep_st, rep_len = Signal(8), Signal(3), Signal(range(RB + 1))
+        rep_op, rep_len = Signal(8), Signal(range(RB + 1))   # the stored reply (OK)
         last_seq, last_crc, last_valid = Signal(8), Signal(16), Signal()
         send_err, err_st = Signal(), Signal(3)
 
@@ -279,30 +281,46 @@ class ProtocolEngine(wiring.Component):
         rxb = self.rx.payload
         rxd = Signal(8)                 # the decoded data byte, valid with rxd_valid
         rxd_valid = Signal()
-        crc_en, crc_init = Signal(), Signal()
-        m.d.comb += [self.rx.ready.eq(1), crc_byte.eq(d2),
+        m.d.comb += [self.rx.ready.eq(1), rx_crc.data.eq(d2),
                      rxd.eq(Mux(esc, Mux(rxb == ESC_ESC, ESC, END), rxb))]
+
+        def clear():
+            m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), seen.eq(0),
+                         f_seq.eq(0), f_op.eq(0)]
+
+        with m.If(release):
+            m.d.sync += held.eq(0)
+            clear()
+        # a frame is held if it is to be answered: it has a framing error (and a byte), or
+        # it can be a request (4 bytes at least); shorter frames are dropped silently
+        complete = seen & (bad | esc | (rlen >= 4))
         with m.If(self.rx.valid):
             with m.If(rxb == END):
-                m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), drop.eq(0)]
-                m.d.comb += frame_done.eq(idle & ~drop & (rlen != 0))
-            with m.Elif(~idle | drop):
+                m.d.sync += drop.eq(0)
+                with m.If(~held):
+                    with m.If(complete):
+                        m.d.sync += held.eq(1)
+                    with m.Else():
+                        clear()
+            with m.Elif(held | drop):
                 m.d.sync += drop.eq(1)
-            with m.Elif(esc):
-                m.d.sync += esc.eq(0)
-                with m.If((rxb == ESC_END) | (rxb == ESC_ESC)):
-                    m.d.comb += rxd_valid.eq(1)
+            with m.Else():
+                m.d.sync += seen.eq(1)
+                with m.If(esc):
+                    m.d.sync += esc.eq(0)
+                    with m.If((rxb == ESC_END) | (rxb == ESC_ESC)):
+                        m.d.comb += rxd_valid.eq(1)
+                    with m.Else():
+                        m.d.sync += bad.eq(1)
+                with m.Elif(rxb == ESC):
+                    m.d.sync += esc.eq(1)
                 with m.Else():
-                    m.d.sync += bad.eq(1)
-            with m.Elif(rxb == ESC):
-                m.d.sync += esc.eq(1)
-            with m.Else():
-                m.d.comb += rxd_valid.eq(1)
+                    m.d.comb += rxd_valid.eq(1)
         with m.If(self.rx_error):
-            with m.If(idle):
-                m.d.sync += bad.eq(1)
-            with m.Else():
+            with m.If(held):
                 m.d.sync += drop.eq(1)
+            with m.Else():
+                m.d.sync += bad.eq(1)
         m.d.sync += uart_errors.eq(uart_errors + self.rx_error)
 
         m.d.comb += [fw.addr.eq(rlen), fw.data.eq(rxd)]
@@ -314,13 +332,11 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += rlen.eq(rlen + 1)
             m.d.sync += [d1.eq(rxd), d2.eq(d1)]
             # the CRC register trails the received bytes by two (the CRC field itself)
-            m.d.comb += [crc_en.eq(rlen != 1), crc_init.eq(rlen == 0)]
+            m.d.comb += [rx_crc.en.eq(rlen >= 2), rx_crc.start.eq(rlen == 0)]
             with m.If(rlen == 0):
-                m.d.sync += [f_seq.eq(rxd), f_op.eq(0)]
+                m.d.sync += f_seq.eq(rxd)
             with m.If(rlen == 1):
                 m.d.sync += f_op.eq(rxd)
-        with m.If(crc_en):
-            m.d.sync += crc.eq(Mux(crc_init, 0xFFFF, crc_next))
 
         # this presentation's cycles and synaptic events: cleared (through their reset) when
         # the command is issued
@@ -439,17 +455,20 @@ class ProtocolEngine(wiring.Component):
             with m.State("IDLE"):
                 # a frame's checks are registered here and acted upon in CHECK
                 m.d.comb += idle.eq(1)
-                with m.If(frame_done):
+                with m.If(held):
                     rcrc = Cat(d2, d1)
                     m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
                                  send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"]),
+                                 t_seq.eq(f_seq), t_op.eq(f_op),
                                  ck_framing.eq(bad | esc), ck_ovf.eq(ovf),
-                                 ck_crc.eq((rlen < 4) | (crc != rcrc)), ck_crc_v.eq(rcrc),
+                                 ck_crc.eq(crc != rcrc), ck_crc_v.eq(rcrc),
                                  ck_replay.eq(last_valid & (f_seq == last_seq) &
                                               (rcrc == last_crc))]
                     m.next = "CHECK"
 
             with m.State("CHECK"):
+                # a reply that needs only t_seq, t_op and the stored reply frees the receiver
+                m.d.comb += release.eq(ck_framing | ck_ovf | ck_crc | ck_replay)
                 with m.If(ck_framing):
                     m.d.sync += err_st.eq(Status.BAD_FRAMING)
                     m.next = "ADD_RD"
@@ -461,13 +480,10 @@ class ProtocolEngine(wiring.Component):
                     m.next = "ADD_RD"
                 with m.Elif(ck_replay):
                     # retransmission: send the stored reply again
-                    m.d.sync += [send_err.eq(0),
-                                 k.eq(Mux(rep_st == Status.OK, COUNTER_OFFSETS["frames_ok"],
-                                          COUNTER_OFFSETS["frames_rejected"]))]
+                    m.d.sync += [send_err.eq(0), k.eq(COUNTER_OFFSETS["frames_ok"])]
                     m.next = "ADD_RD"
                 with m.Else():
-                    m.d.sync += [last_seq.eq(f_seq), last_crc.eq(ck_crc_v), last_valid.eq(1),
-                                 k.eq(0), send_err.eq(0)]
+                    m.d.sync += [k.eq(0), send_err.eq(0)]
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
@@ -526,7 +542,7 @@ class ProtocolEngine(wiring.Component):
                         with m.If((a0 > 1) | (count == 0) | (count > CMAX)):
                             fail(Status.BAD_ARG)
                         with m.Else():
-                            m.next = "RW_WORD"
+                            m.next = "RW_END"
                     with m.Case(Op.WRITE_W):
                         m.d.sync += ra.eq(5)
                         m.next = "WW_VAL_RD"
@@ -653,6 +669,19 @@ class ProtocolEngine(wiring.Component):
                     m.next = "ADD_RD"
 
             # -- READ_W -------------------------------------------------------------------------
+            # the bound is checked at the last word before any byte of the reply is written
+            # (a rejected request leaves the stored reply intact, section 2 of the document)
+            with m.State("RW_END"):
+                with m.If(nw == 1):
+                    m.next = "RW_CHECK"     # wa_bad follows wa a cycle late
+                with m.Else():
+                    m.d.sync += [wa.eq(wa + 1), nw.eq(nw - 1)]
+            with m.State("RW_CHECK"):
+                m.d.sync += [wa.eq(v[:16]), nw.eq(v[16:])]
+                with m.If(wa_bad):
+                    fail(Status.BAD_ARG)
+                with m.Else():
+                    m.next = "RW_WORD"
             with m.State("RW_WORD"):
                 m.d.comb += core.w_re.eq(1)
                 m.d.sync += bw.eq(1)
@@ -664,10 +693,7 @@ class ProtocolEngine(wiring.Component):
                 m.d.sync += bw.eq(bw + 1)
                 with m.If(bw >= RWAIT):
                     m.d.sync += bw.eq(0)
-                    with m.If(wa_bad):
-                        fail(Status.BAD_ARG)
-                    with m.Else():
-                        m.next = "RW_BYTES"
+                    m.next = "RW_BYTES"
             with m.State("RW_BYTES"):
                 # valid from here on, while wa is held
                 lane = bw if wb == 1 else bw[1:]
@@ -726,10 +752,16 @@ class ProtocolEngine(wiring.Component):
 
             # -- the reply ----------------------------------------------------------------------
             with m.State("FINISH"):
-                ok = status == Status.OK
-                m.d.sync += [rep_op.eq(f_op), rep_st.eq(status), rep_len.eq(Mux(ok, wp, 0)),
-                             k.eq(Mux(ok, COUNTER_OFFSETS["frames_ok"],
-                                      COUNTER_OFFSETS["frames_rejected"]))]
+                # only a request that executed replaces the stored one: a rejected request
+                # is answered without a payload and leaves the stored reply as it was
+                m.d.comb += release.eq(1)
+                with m.If(status == Status.OK):
+                    m.d.sync += [rep_op.eq(f_op), rep_len.eq(wp), last_seq.eq(f_seq),
+                                 last_crc.eq(ck_crc_v), last_valid.eq(1),
+                                 k.eq(COUNTER_OFFSETS["frames_ok"])]
+                with m.Else():
+                    m.d.sync += [send_err.eq(1), err_st.eq(status),
+                                 k.eq(COUNTER_OFFSETS["frames_rejected"])]
                 m.next = "ADD_RD"
 
             # one byte of a counter update: read, add, write back
@@ -746,7 +778,7 @@ class ProtocolEngine(wiring.Component):
                 with m.Elif((k == COUNTER_OFFSETS["frames_rejected"] - 1) |
                             (k == _N_RAM_COUNTERS - 1)):
                     m.d.sync += [tphase.eq(0), ti.eq(0)]
-                    m.d.comb += [crc_en.eq(1), crc_init.eq(1)]
+                    m.d.comb += tx_crc.start.eq(1)
                     m.next = "TX_SOF"
                 with m.Else():
                     m.next = "ADD_RD"
@@ -780,20 +812,21 @@ class ProtocolEngine(wiring.Component):
                 tbyte = Signal(8)
                 with m.Switch(tphase):
                     with m.Case(0):
-                        m.d.comb += tbyte.eq(f_seq)
+                        m.d.comb += tbyte.eq(t_seq)
                     with m.Case(1):
-                        m.d.comb += tbyte.eq(Mux(send_err, f_op, rep_op) | 0x80)
+                        m.d.comb += tbyte.eq(Mux(send_err, t_op, rep_op) | 0x80)
                     with m.Case(2):
-                        m.d.comb += tbyte.eq(Mux(send_err, err_st, rep_st))
+                        m.d.comb += tbyte.eq(Mux(send_err, err_st, Status.OK))
                     with m.Case(3):
                         m.d.comb += tbyte.eq(rrq)
                     with m.Case(4):
-                        m.d.comb += tbyte.eq(crc[:8])
+                        m.d.comb += tbyte.eq(tcrc[:8])
                     with m.Default():
-                        m.d.comb += tbyte.eq(crc[8:])
+                        m.d.comb += tbyte.eq(tcrc[8:])
                 m.d.sync += tb.eq(tbyte)
+                m.d.comb += tx_crc.data.eq(tbyte)
                 with m.If(tphase < 4):
-                    m.d.comb += [crc_byte.eq(tbyte), crc_en.eq(1)]
+                    m.d.comb += tx_crc.en.eq(1)
                 m.next = "TX_BYTE"
             with m.State("TX_BYTE"):
                 special = (tb == END) | (tb == ESC)
