@@ -64,6 +64,8 @@ from amaranth.lib.wiring import In, Out
 
 from .core import Core, regs_layout, reg_values
 from .link.crc import CRC16
+from .link.receiver import FrameReceiver
+from .link.slip import SlipDecoder
 from .mem import WordMemory
 
 __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
@@ -213,9 +215,6 @@ class ProtocolEngine(wiring.Component):
         NF = len(self._fields)
 
         # ---- buffers -----------------------------------------------------------------------------
-        m.submodules.fmem = fmem = Memory(shape=8, depth=MF, init=[])
-        fw = fmem.write_port()
-        fr = fmem.read_port()
         m.submodules.rmem = rmem = Memory(shape=8, depth=IB + len(ident),
                                           init=[0] * IB + list(ident))
         rw = rmem.write_port()
@@ -223,20 +222,18 @@ class ProtocolEngine(wiring.Component):
 
         # ---- state -------------------------------------------------------------------------------
         idle = Signal()                 # the FSM waits for a frame
-        # one CRC unit per direction: the receiver takes the next frame while a reply
-        # that does not need the frame buffer is sent
-        m.submodules.rx_crc = rx_crc = CRC16()
+        # ---- receiver: SLIP decoder, frame buffer, the frame's checks ----------------------------
+        m.submodules.slip_dec = dec = SlipDecoder()
+        m.submodules.receiver = rcv = FrameReceiver(MF)
+        wiring.connect(m, wiring.flipped(self.rx), dec.i)
+        wiring.connect(m, dec.o, rcv.i)
+        m.d.comb += rcv.rx_error.eq(self.rx_error)
+        frame = rcv.frame
+        f_seq, f_op, rlen = frame.seq, frame.op, frame.length
+        held, release = frame.held, frame.release
+        # the transmitter's own CRC unit: the receiver's may be busy with the next frame
         m.submodules.tx_crc = tx_crc = CRC16()
-        crc, tcrc = rx_crc.crc, tx_crc.crc
-
-        # receiver
-        rlen = Signal(range(MF + 1))
-        esc, bad, ovf, drop = Signal(), Signal(), Signal(), Signal()
-        seen = Signal()                 # a byte other than END since the frame began
-        held = Signal()                 # a complete frame waits for (or is used by) the FSM
-        release = Signal()              # the FSM is done with the held frame
-        d1, d2 = Signal(8), Signal(8)   # last and second-last byte: the CRC field at END
-        f_seq, f_op = Signal(8), Signal(8)
+        tcrc = tx_crc.crc
         t_seq, t_op = Signal(8), Signal(8)  # the frame being answered (the reply's header)
         uart_errors = Signal(32)
 
@@ -277,66 +274,7 @@ class ProtocolEngine(wiring.Component):
         cv = chain.as_value()
         m.d.comb += core.regs.eq(chain)
 
-        # ---- receiver ----------------------------------------------------------------------------
-        rxb = self.rx.payload
-        rxd = Signal(8)                 # the decoded data byte, valid with rxd_valid
-        rxd_valid = Signal()
-        m.d.comb += [self.rx.ready.eq(1), rx_crc.data.eq(d2),
-                     rxd.eq(Mux(esc, Mux(rxb == ESC_ESC, ESC, END), rxb))]
-
-        def clear():
-            m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), seen.eq(0),
-                         f_seq.eq(0), f_op.eq(0)]
-
-        with m.If(release):
-            m.d.sync += held.eq(0)
-            clear()
-        # a frame is held if it is to be answered: it has a framing error (and a byte), or
-        # it can be a request (4 bytes at least); shorter frames are dropped silently
-        complete = seen & (bad | esc | (rlen >= 4))
-        with m.If(self.rx.valid):
-            with m.If(rxb == END):
-                m.d.sync += drop.eq(0)
-                with m.If(~held):
-                    with m.If(complete):
-                        m.d.sync += held.eq(1)
-                    with m.Else():
-                        clear()
-            with m.Elif(held | drop):
-                m.d.sync += drop.eq(1)
-            with m.Else():
-                m.d.sync += seen.eq(1)
-                with m.If(esc):
-                    m.d.sync += esc.eq(0)
-                    with m.If((rxb == ESC_END) | (rxb == ESC_ESC)):
-                        m.d.comb += rxd_valid.eq(1)
-                    with m.Else():
-                        m.d.sync += bad.eq(1)
-                with m.Elif(rxb == ESC):
-                    m.d.sync += esc.eq(1)
-                with m.Else():
-                    m.d.comb += rxd_valid.eq(1)
-        with m.If(self.rx_error):
-            with m.If(held):
-                m.d.sync += drop.eq(1)
-            with m.Else():
-                m.d.sync += bad.eq(1)
         m.d.sync += uart_errors.eq(uart_errors + self.rx_error)
-
-        m.d.comb += [fw.addr.eq(rlen), fw.data.eq(rxd)]
-        with m.If(rxd_valid):
-            with m.If(rlen == MF):
-                m.d.sync += ovf.eq(1)
-            with m.Else():
-                m.d.comb += fw.en.eq(1)
-                m.d.sync += rlen.eq(rlen + 1)
-            m.d.sync += [d1.eq(rxd), d2.eq(d1)]
-            # the CRC register trails the received bytes by two (the CRC field itself)
-            m.d.comb += [rx_crc.en.eq(rlen >= 2), rx_crc.start.eq(rlen == 0)]
-            with m.If(rlen == 0):
-                m.d.sync += f_seq.eq(rxd)
-            with m.If(rlen == 1):
-                m.d.sync += f_op.eq(rxd)
 
         # this presentation's cycles and synaptic events: cleared (through their reset) when
         # the command is issued
@@ -347,7 +285,7 @@ class ProtocolEngine(wiring.Component):
         pc, pe = pc_t.count, pe_t.count
 
         # ---- shared datapath ---------------------------------------------------------------------
-        m.d.comb += [fr.addr.eq(ra), rr.addr.eq(raddr)]
+        m.d.comb += [frame.addr.eq(ra), rr.addr.eq(raddr)]
         # the reply buffer's word, registered: every read takes a wait state (*_RD, *_W), so
         # that no path runs from a block RAM's output into arithmetic and back into a RAM
         rrq = Signal(8)
@@ -359,7 +297,7 @@ class ProtocolEngine(wiring.Component):
         # after wa (or the layer) last changed
         wa_bad = Signal()
         m.d.sync += wa_bad.eq(wa >= nwords)
-        byte = fr.data
+        byte = frame.data
         m.d.comb += [core.counter_wdata.eq(v), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
         for l in range(P):
             m.d.comb += core.w_wdata[l].eq(sreg[8 * wb * l:][:cfg.w_bits])
@@ -456,12 +394,12 @@ class ProtocolEngine(wiring.Component):
                 # a frame's checks are registered here and acted upon in CHECK
                 m.d.comb += idle.eq(1)
                 with m.If(held):
-                    rcrc = Cat(d2, d1)
+                    rcrc = frame.crc_field
                     m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
                                  send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"]),
                                  t_seq.eq(f_seq), t_op.eq(f_op),
-                                 ck_framing.eq(bad | esc), ck_ovf.eq(ovf),
-                                 ck_crc.eq(crc != rcrc), ck_crc_v.eq(rcrc),
+                                 ck_framing.eq(frame.framing_error), ck_ovf.eq(frame.overflow),
+                                 ck_crc.eq(frame.crc != rcrc), ck_crc_v.eq(rcrc),
                                  ck_replay.eq(last_valid & (f_seq == last_seq) &
                                               (rcrc == last_crc))]
                     m.next = "CHECK"

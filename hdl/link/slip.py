@@ -24,26 +24,28 @@ class Symbol(data.StructLayout):
     end : unsigned(1)
         A frame boundary (an ``END`` on the wire).
     bad : unsigned(1)
-        Decoder only: an invalid escape. With ``end`` 0, ``ESC`` followed by a byte other
-        than ``ESC_END``, ``ESC_ESC`` or ``END`` (both bytes are dropped); with ``end`` 1,
-        an ``ESC`` right before the ``END``.
+        Decoder only: an invalid escape. With ``end`` 0, the byte after an ``ESC`` is
+        neither ``ESC_END`` nor ``ESC_ESC`` (nor ``END``); with ``end`` 1, an ``ESC`` came
+        right before the ``END``.
+    esc : unsigned(1)
+        Decoder only: the byte is an ``ESC`` that begins an escape (it carries no data).
     """
 
     def __init__(self):
-        super().__init__({"data": 8, "end": 1, "bad": 1})
+        super().__init__({"data": 8, "end": 1, "bad": 1, "esc": 1})
 
 
 class SlipDecoder(wiring.Component):
-    """Wire bytes in, symbols out.
+    """Wire bytes in, symbols out: one symbol per byte.
 
-    A data byte gives a symbol with ``end = bad = 0``; ``END`` a symbol with ``end = 1``;
-    ``ESC`` gives no symbol, and the byte after it the escaped data byte or, if it is
-    invalid, a symbol with ``bad = 1``. ``END`` always ends a frame, even after ``ESC``.
-    Twin: :class:`sw.protocol.SlipDecoder` (a frame is the data bytes between two ``end``
-    symbols, invalid if one of them has ``bad``; a frame with no symbol is dropped).
+    A data byte gives a symbol with ``end = bad = esc = 0``; ``END`` a symbol with ``end``;
+    an ``ESC`` that begins an escape a symbol with ``esc``, and the byte after it the
+    escaped data byte or, if it is invalid, a symbol with ``bad``. ``END`` always ends a
+    frame, even after ``ESC``. Twin: :class:`sw.protocol.SlipDecoder` (a frame is the data
+    bytes between two ``end`` symbols, invalid if one of them has ``bad``; a frame without a
+    symbol is dropped). A user that discards bytes sees every one of them.
 
-    The decoder has no buffer: ``i.ready`` is ``o.ready`` and ``o.valid`` follows
-    ``i.valid`` in the same cycle (a UART receiver, which cannot wait, has ``o.ready`` 1).
+    The decoder has no buffer: ``i.ready`` is ``o.ready`` and ``o.valid`` is ``i.valid`` (a UART receiver, which cannot wait, has ``o.ready`` 1).
 
     Members
     -------
@@ -61,13 +63,12 @@ class SlipDecoder(wiring.Component):
         m.d.comb += [self.i.ready.eq(self.o.ready),
                      self.o.payload.data.eq(Mux(esc, Mux(b == ESC_ESC, ESC, END), b))]
         with m.If(b == END):
-            m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.end.eq(1),
-                         self.o.payload.bad.eq(esc)]
+            m.d.comb += [self.o.payload.end.eq(1), self.o.payload.bad.eq(esc)]
         with m.Elif(esc):
-            m.d.comb += [self.o.valid.eq(self.i.valid),
-                         self.o.payload.bad.eq((b != ESC_END) & (b != ESC_ESC))]
+            m.d.comb += self.o.payload.bad.eq((b != ESC_END) & (b != ESC_ESC))
         with m.Else():
-            m.d.comb += self.o.valid.eq(self.i.valid & (b != ESC))
+            m.d.comb += self.o.payload.esc.eq(b == ESC)
+        m.d.comb += self.o.valid.eq(self.i.valid)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += esc.eq((b == ESC) & ~esc)
         return m
@@ -76,7 +77,7 @@ class SlipDecoder(wiring.Component):
 class SlipEncoder(wiring.Component):
     """Symbols in, wire bytes out: ``end`` gives ``END``, a data byte ``END``/``ESC`` gives
     ``ESC`` and ``ESC_END``/``ESC_ESC`` (the symbol is taken with the second), any other
-    data byte itself (``bad`` is ignored). Twin: :func:`sw.protocol.slip_encode` of a frame
+    data byte itself (``bad`` and ``esc`` are ignored). Twin: :func:`sw.protocol.slip_encode` of a frame
     sent as ``end``, its bytes, ``end``.
 
     ``o.valid`` is ``i.valid`` (it never waits on ``o.ready``); ``i.ready`` is ``o.ready``
