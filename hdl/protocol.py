@@ -64,8 +64,10 @@ from amaranth.lib.wiring import In, Out
 
 from .core import Core, regs_layout, reg_values
 from .link.crc import CRC16
+from .link.counters import LinkCounters
 from .link.receiver import FrameReceiver
-from .link.slip import SlipDecoder
+from .link.regchain import RegisterChain
+from .link.slip import SlipDecoder, SlipEncoder
 from .mem import WordMemory
 
 __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
@@ -235,7 +237,8 @@ class ProtocolEngine(wiring.Component):
         m.submodules.tx_crc = tx_crc = CRC16()
         tcrc = tx_crc.crc
         t_seq, t_op = Signal(8), Signal(8)  # the frame being answered (the reply's header)
-        uart_errors = Signal(32)
+        m.submodules.slip_enc = enc = SlipEncoder()
+        wiring.connect(m, enc.o, wiring.flipped(self.tx))
 
         # executor
         ra = Signal(range(MF))          # frame buffer read address
@@ -270,19 +273,16 @@ class ProtocolEngine(wiring.Component):
         tb = Signal(8)
 
         # register chain: the core's regs port, rotated a bit at a time
-        chain = Signal(self.layout, init=reg_values(cfg))
-        cv = chain.as_value()
-        m.d.comb += core.regs.eq(chain)
+        m.submodules.regchain = chain = RegisterChain(self.layout, reg_values(cfg))
+        m.d.comb += core.regs.eq(chain.regs)
 
-        m.d.sync += uart_errors.eq(uart_errors + self.rx_error)
-
-        # this presentation's cycles and synaptic events: cleared (through their reset) when
-        # the command is issued
-        pres_clr, pc_inc, pe_inc = Signal(), Signal(), Signal()
-        m.submodules.pc = pc_t = ResetInserter(pres_clr)(_Tally(32, 1))
-        m.submodules.pe = pe_t = ResetInserter(pres_clr)(_Tally(32, range(P + 1)))
-        m.d.comb += [pc_t.inc.eq(pc_inc), pe_t.inc.eq(Mux(pe_inc, core.syn_events, 0))]
-        pc, pe = pc_t.count, pe_t.count
+        # this presentation's cycles and synaptic events (cleared when the command is
+        # issued), and the UART errors
+        m.submodules.counters = cnt = LinkCounters(P)
+        pres_clr, pc_inc, pe_inc = cnt.start, cnt.count, Signal()
+        m.d.comb += [cnt.events.eq(Mux(pe_inc, core.syn_events, 0)),
+                     cnt.rx_error.eq(self.rx_error)]
+        pc, pe, uart_errors = cnt.cycles, cnt.syn_events, cnt.uart_errors
 
         # ---- shared datapath ---------------------------------------------------------------------
         m.d.comb += [frame.addr.eq(ra), rr.addr.eq(raddr)]
@@ -502,10 +502,12 @@ class ProtocolEngine(wiring.Component):
 
             # -- READ_REGS / WRITE_REG: rotate the register chain once --------------------------
             with m.State("REGS"):
-                out = Mux(inside, cv[0], fs_ & lastbit)
+                out = Mux(inside, chain.head, fs_ & lastbit)
                 with m.If(inside):
-                    head = Mux(regs_wr & (k == a0), v.bit_select(bitcnt, 1), cv[0])
-                    m.d.sync += [cv.eq(Cat(cv[1:], head)), lastbit.eq(cv[0])]
+                    m.d.comb += [chain.shift.eq(1),
+                                 chain.din.eq(Mux(regs_wr & (k == a0), v.bit_select(bitcnt, 1),
+                                                  chain.head))]
+                    m.d.sync += lastbit.eq(chain.head)
                 m.d.sync += [ob.eq(Cat(ob[1:], out)), bitcnt.eq(bitcnt + 1)]
                 with m.If(~regs_wr & (bitcnt[:3] == 7)):
                     reply(Cat(ob[1:], out))
@@ -738,8 +740,8 @@ class ProtocolEngine(wiring.Component):
                     m.next = "TX_FETCH"
 
             with m.State("TX_SOF"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
-                with m.If(self.tx.ready):
+                m.d.comb += [enc.i.valid.eq(1), enc.i.payload.end.eq(1)]
+                with m.If(enc.i.ready):
                     m.next = "TX_FETCH"
             with m.State("TX_FETCH"):
                 m.d.comb += raddr.eq(ti)
@@ -767,21 +769,12 @@ class ProtocolEngine(wiring.Component):
                     m.d.comb += tx_crc.en.eq(1)
                 m.next = "TX_BYTE"
             with m.State("TX_BYTE"):
-                special = (tb == END) | (tb == ESC)
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(Mux(special, ESC, tb))]
-                with m.If(self.tx.ready):
-                    with m.If(special):
-                        m.next = "TX_ESC"
-                    with m.Else():
-                        advance()
-            with m.State("TX_ESC"):
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(Mux(tb == END, ESC_END, ESC_ESC))]
-                with m.If(self.tx.ready):
+                m.d.comb += [enc.i.valid.eq(1), enc.i.payload.data.eq(tb)]
+                with m.If(enc.i.ready):
                     advance()
             with m.State("TX_EOF"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
-                with m.If(self.tx.ready):
+                m.d.comb += [enc.i.valid.eq(1), enc.i.payload.end.eq(1)]
+                with m.If(enc.i.ready):
                     m.next = "IDLE"
 
         # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
