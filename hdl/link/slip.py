@@ -45,7 +45,8 @@ class SlipDecoder(wiring.Component):
     bytes between two ``end`` symbols, invalid if one of them has ``bad``; a frame without a
     symbol is dropped). A user that discards bytes sees every one of them.
 
-    The decoder has no buffer: ``i.ready`` is ``o.ready`` and ``o.valid`` is ``i.valid`` (a UART receiver, which cannot wait, has ``o.ready`` 1).
+    The decoder has no buffer: ``i.ready`` is ``o.ready`` and ``o.valid`` is ``i.valid``
+    (behind a UART receiver, which cannot wait, ``o.ready`` is 1).
 
     Members
     -------
@@ -77,8 +78,8 @@ class SlipDecoder(wiring.Component):
 class SlipEncoder(wiring.Component):
     """Symbols in, wire bytes out: ``end`` gives ``END``, a data byte ``END``/``ESC`` gives
     ``ESC`` and ``ESC_END``/``ESC_ESC`` (the symbol is taken with the second), any other
-    data byte itself (``bad`` and ``esc`` are ignored). Twin: :func:`sw.protocol.slip_encode` of a frame
-    sent as ``end``, its bytes, ``end``.
+    data byte itself (``bad`` and ``esc`` are ignored). Twin: :func:`sw.protocol.slip_encode`
+    of a frame sent as ``end``, its bytes, ``end``.
 
     ``o.valid`` is ``i.valid`` (it never waits on ``o.ready``); ``i.ready`` is ``o.ready``
     except on the first byte of an escape.
