@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The flip-flop counters (``hdl/link/counters.py``) against Python sums."""
 
 import numpy as np

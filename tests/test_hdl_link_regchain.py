@@ -1,3 +1,4 @@
+# amaranth: UnusedElaboratable=no
 """The register chain (``hdl/link/regchain.py``) against a Python list of bits."""
 
 import numpy as np
