@@ -1,6 +1,6 @@
 """The flip-flop counters of ``READ_COUNTERS`` and of the ``PRESENT`` reply."""
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,9 +41,10 @@ class LinkCounters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.d.sync += [
-            self.cycles.eq(Mux(self.start, 0, self.cycles + self.count)),
-            self.syn_events.eq(Mux(self.start, 0, self.syn_events + self.events)),
-            self.uart_errors.eq(self.uart_errors + self.rx_error),
-        ]
+        with m.If(self.start):
+            m.d.sync += [self.cycles.eq(0), self.syn_events.eq(0)]
+        with m.Else():
+            m.d.sync += [self.cycles.eq(self.cycles + self.count),
+                         self.syn_events.eq(self.syn_events + self.events)]
+        m.d.sync += self.uart_errors.eq(self.uart_errors + self.rx_error)
         return m
