@@ -55,10 +55,18 @@ Area notes
   anyway). After a reset the FSM first clears them.
 * ``IDENTIFY``'s 26 constant bytes are initial contents of the same RAM, so ``IDENTIFY`` and
   ``READ_COUNTERS`` are one copy loop.
+* Two CRC units (one per direction) instead of one shared: +39 LUT4 and +16 flip-flops
+  (``synth_ice40 -noflatten``: each ``CRC16`` is 39 LUT4, 16 FF). Sharing it again would
+  close the receiver while a reply is sent, which ``docs/protocol.md`` (section 1) rules out:
+  the request that follows a damaged frame arrives then. The held-frame scheme costs ``t_seq``
+  and ``t_op`` (16 FF); it saves the stored status (every stored reply is ``OK``) and the
+  per-word bound check of ``READ_W`` (its last word is checked once, before the first).
 
 Yosys ``synth_ice40 -noflatten`` of the default configuration (64-128-10), the engine without
-the core: P = 1: ~1180 LUT4, ~580 flip-flops (173 of them the registers), 2 EBR; P = 4:
-~1210 LUT4. The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
+the core, before the split into :mod:`hdl.link`: P = 1: 1141 LUT4, 675 flip-flops (173 of
+them the registers), 2 EBR; with the five protocol fixes of issue 12 (two CRC units): 1207
+LUT4, 707 FF. The full iCEBreaker build (flattened, ``-dsp -dff``) went from 4036 LUT4 /
+1916 FF / 32.0 MHz to 4077 / 1948 / 31.8 MHz with the fixes and the split (+1.0 % / +1.7 %). The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
 core's ``n_out`` spike counts, the per-presentation cycle and event counters, the sample
 counter and ``uart_errors`` read a byte at a time), the state machine (~100), the three
 32-bit counters (~100) and the weight address with its bound check (~50). Yosys keeps
