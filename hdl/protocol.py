@@ -66,7 +66,8 @@ Yosys ``synth_ice40 -noflatten`` of the default configuration (64-128-10), the e
 the core, before the split into :mod:`hdl.link`: P = 1: 1141 LUT4, 675 flip-flops (173 of
 them the registers), 2 EBR; with the five protocol fixes of issue 12 (two CRC units): 1207
 LUT4, 707 FF. The full iCEBreaker build (flattened, ``-dsp -dff``) went from 4036 LUT4 /
-1916 FF / 32.0 MHz to 4077 / 1948 / 31.8 MHz with the fixes and the split (+1.0 % / +1.7 %). The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
+1916 FF / 32.0 MHz to 4077 / 1948 / 31.8 MHz with the fixes and the split (+1.0 % / +1.7 %).
+The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
 core's ``n_out`` spike counts, the per-presentation cycle and event counters, the sample
 counter and ``uart_errors`` read a byte at a time), the state machine (~100), the three
 32-bit counters (~100) and the weight address with its bound check (~50). Yosys keeps
