@@ -521,7 +521,9 @@ def test_uart_errors_and_bytes_while_busy():
         assert await link.receive() == want
         assert pr.parse_reply(frame_of(want)).seq == 5
         assert pr.parse_reply(frame_of(want)).status == Status.OK
-        # bytes while the reply is being sent (slow consumer) are dropped as well
+        # bytes that arrive while READ_REGS executes are dropped as well (its reply then goes
+        # to a slow consumer; a request sent once the reply has begun is received, see
+        # test_bytes_while_busy_and_while_replying)
         link.tx_ready = lambda: rng.random() < 0.1
         await link.send(pr.request(6, Op.READ_REGS))
         want = model.feed(pr.request(6, Op.READ_REGS))
