@@ -8,19 +8,36 @@ cycle by one state machine, and wide data lives in block RAM rather than in flip
 
 Structure
 ---------
-* **Receiver** (runs whenever the engine is idle). SLIP-decodes the incoming bytes into the
-  *frame buffer* (``max_frame`` bytes of block RAM) and computes the CRC a byte at a time. The
-  last two bytes are held back in a two-byte delay line, so that at the frame's ``END`` the
-  CRC register covers everything but them and is compared with them directly. Bytes that
-  arrive while the engine is busy are discarded up to and including the next ``END``.
-* **Executor** (one FSM). A frame is acted upon only after its ``END``: framing error,
-  overflow and CRC are checked first, then a repeated (``seq``, CRC) is answered from the
-  stored reply, and only then is the command decoded. Every command validates its whole
-  request before it changes anything (``WRITE_W`` reads all its words twice: a checking pass,
-  then a writing pass). The reply payload is written to the *reply buffer* (block RAM), which
-  is kept until the next request with a valid CRC so a retransmission can be answered again.
-* **Transmitter** (the same FSM). Sends ``END``, the escaped header, payload and CRC (computed
-  as the bytes are produced, by the receiver's CRC unit, which is free then) and ``END``.
+The engine composes components of :mod:`hdl.link` (one file each) and only wires them::
+
+    rx -> SlipDecoder -> FrameReceiver -> Executor -> SlipEncoder -> tx
+                                             |
+                                            Core
+
+* :class:`hdl.link.slip.SlipDecoder` / :class:`hdl.link.slip.SlipEncoder`: SLIP as
+  ``lib.stream`` components (wire bytes to symbols: a data byte, ``END``, an invalid escape;
+  and back).
+* :class:`hdl.link.receiver.FrameReceiver` (open unless it holds a frame the executor still
+  needs): decoded bytes into the *frame buffer* (``max_frame`` bytes of block RAM) and the
+  CRC a byte at a time (:class:`hdl.link.crc.CRC16`). The last two bytes are held back in a
+  two-byte delay line, so that at the frame's ``END`` the CRC register covers everything but
+  them and is compared with them directly. A complete frame is *held* until the executor
+  releases it: right after its checks if it is answered without executing (an error or a
+  replay), else when its execution ends; bytes that arrive while a frame is held are
+  discarded up to and including the next ``END``. So the receiver takes the next request
+  while a reply is sent (``docs/protocol.md``, section 1).
+* :class:`hdl.link.executor.Executor` (one FSM). A frame is acted upon only after its
+  ``END``: framing error, overflow and CRC are checked first, then a repeated (``seq``, CRC)
+  is answered from the stored reply, and only then is the command decoded. Every command
+  validates its whole request before it changes anything (``WRITE_W`` reads all its words
+  twice: a checking pass, then a writing pass; ``READ_W`` checks its last word before it
+  reads the first). The reply payload is written to the *reply buffer* (block RAM); only a
+  request answered ``OK`` replaces the stored request and reply. The same FSM sends the
+  reply: ``END``, header, payload and CRC (its own :class:`hdl.link.crc.CRC16`: the
+  receiver's may be busy with the next frame then), ``END``, as symbols to the encoder. It
+  contains :class:`hdl.link.regchain.RegisterChain` (the core's registers) and
+  :class:`hdl.link.counters.LinkCounters` (this presentation's cycles and events, the UART
+  errors).
 
 Area notes
 ----------
@@ -38,10 +55,19 @@ Area notes
   anyway). After a reset the FSM first clears them.
 * ``IDENTIFY``'s 26 constant bytes are initial contents of the same RAM, so ``IDENTIFY`` and
   ``READ_COUNTERS`` are one copy loop.
+* Two CRC units (one per direction) instead of one shared: +39 LUT4 and +16 flip-flops
+  (``synth_ice40 -noflatten``: each ``CRC16`` is 39 LUT4, 16 FF). Sharing it again would
+  close the receiver while a reply is sent, which ``docs/protocol.md`` (section 1) rules out:
+  the request that follows a damaged frame arrives then. The held-frame scheme costs ``t_seq``
+  and ``t_op`` (16 FF); it saves the stored status (every stored reply is ``OK``) and the
+  per-word bound check of ``READ_W`` (its last word is checked once, before the first).
 
 Yosys ``synth_ice40 -noflatten`` of the default configuration (64-128-10), the engine without
-the core: P = 1: ~1180 LUT4, ~580 flip-flops (173 of them the registers), 2 EBR; P = 4:
-~1210 LUT4. The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
+the core, before the split into :mod:`hdl.link`: P = 1: 1141 LUT4, 675 flip-flops (173 of
+them the registers), 2 EBR; with the five protocol fixes of issue 12 (two CRC units): 1207
+LUT4, 707 FF. The full iCEBreaker build (flattened, ``-dsp -dff``) went from 4036 LUT4 /
+1916 FF / 32.0 MHz to 4077 / 1948 / 31.8 MHz with the fixes and the split (+1.0 % / +1.7 %).
+The largest parts are the multiplexer in front of the reply buffer (~210 LUT4: the
 core's ``n_out`` spike counts, the per-presentation cycle and event counters, the sample
 counter and ``uart_errors`` read a byte at a time), the state machine (~100), the three
 32-bit counters (~100) and the weight address with its bound check (~50). Yosys keeps
@@ -51,13 +77,14 @@ version of this one measured ~40 LUT4 larger.
 
 import struct
 
-from amaranth.hdl import (Cat, Const, Elaboratable, Module, Mux, ResetInserter, Shape, Signal,
-                          unsigned)
+from amaranth.hdl import Module, Shape, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .core import Core, regs_layout, reg_values
+from .link.executor import COUNTER_OFFSETS, Executor
+from .link.receiver import FrameReceiver
+from .link.slip import SlipDecoder, SlipEncoder
 from .mem import WordMemory
 
 __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "ESC_END",
@@ -66,13 +93,6 @@ __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "
 # The protocol's constants are defined once, in the host codec (pure Python, no I/O).
 from spec.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
                          REGISTERS, Op, Status, default_max_frame, reg_range)
-
-
-#: Offsets of the RAM-held counters (bytes after ``sample_counter`` in the READ_COUNTERS reply,
-#: minus 4): presentations u32, events u64, busy cycles u64, frames_ok u32, frames_rejected u32.
-COUNTER_OFFSETS = {"presentations": 0, "events": 4, "busy_cycles": 12, "frames_ok": 20,
-                   "frames_rejected": 24}
-_N_RAM_COUNTERS = 28
 
 
 def _bytes_per(bits):
@@ -84,28 +104,6 @@ def reg_ranges(cfg) -> dict:
     """Inclusive range of every runtime register, as ``docs/protocol.md`` (WRITE_REG) lists
     and the host codec defines them."""
     return {name: reg_range(cfg, i) for i, name in enumerate(REGISTERS)}
-
-
-def _crc16_byte(crc, byte):
-    """One byte of CRC-16/CCITT-FALSE (MSB first), as combinational logic."""
-    c = crc
-    for i in reversed(range(8)):
-        fb = c[15] ^ byte[i]
-        c = Cat(Const(0, 1), c[:15]) ^ Mux(fb, 0x1021, 0)
-    return c
-
-
-class _Tally(Elaboratable):
-    """``count += inc`` every cycle (wrapped in a ResetInserter to clear it)."""
-
-    def __init__(self, width, inc_shape):
-        self.count = Signal(width)
-        self.inc = Signal(inc_shape)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.sync += self.count.eq(self.count + self.inc)
-        return m
 
 
 class ProtocolEngine(wiring.Component):
@@ -203,618 +201,24 @@ class ProtocolEngine(wiring.Component):
     # -----------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        cfg, P, ib, wb = self.cfg, self.lanes, self.ib, self.wb
         m.submodules.core = core = self.core
-        MF = self.max_frame
-        RB = MF - 5                     # reply payload capacity
-        CB = RB                         # RAM counters
-        IB = CB + _N_RAM_COUNTERS       # IDENTIFY constants
-        ident = self.identify_bytes()
-        WORD = P * wb                   # bytes per weight word
-        CMAX = RB // WORD               # most words one READ_W reply holds
-        LW = core.w_words
-        NF = len(self._fields)
+        m.submodules.slip_dec = dec = SlipDecoder()
+        m.submodules.receiver = rcv = FrameReceiver(self.max_frame)
+        m.submodules.executor = exe = Executor(
+            self.cfg, self.lanes, max_frame=self.max_frame, fields=self._fields,
+            layout=self.layout, reg_init=reg_values(self.cfg), ident=self.identify_bytes(),
+            core_signature=core.signature, w_words=core.w_words,
+            w_read_latency=core.w_read_latency)
+        m.submodules.slip_enc = enc = SlipEncoder()
 
-        # ---- buffers -----------------------------------------------------------------------------
-        m.submodules.fmem = fmem = Memory(shape=8, depth=MF, init=[])
-        fw = fmem.write_port()
-        fr = fmem.read_port()
-        m.submodules.rmem = rmem = Memory(shape=8, depth=IB + len(ident),
-                                          init=[0] * IB + list(ident))
-        rw = rmem.write_port()
-        rr = rmem.read_port()
-
-        # ---- state -------------------------------------------------------------------------------
-        idle = Signal()                 # the FSM waits for a frame
-        crc = Signal(16)
-        crc_byte = Signal(8)
-        crc_next = _crc16_byte(crc, crc_byte)
-
-        # receiver
-        rlen = Signal(range(MF + 1))
-        esc, bad, ovf, drop = Signal(), Signal(), Signal(), Signal()
-        d1, d2 = Signal(8), Signal(8)   # last and second-last byte: the CRC field at END
-        f_seq, f_op = Signal(8), Signal(8)
-        frame_done = Signal()
-        uart_errors = Signal(32)
-
-        # executor
-        ra = Signal(range(MF))          # frame buffer read address
-        last_a = Signal(range(MF))      # address of the last payload byte (plen + 1)
-        last_a1 = Signal(range(MF + 1)) # last_a + 1, a cycle later (WW_WE's end test)
-        raddr = Signal(range(rmem.depth))
-        wp = Signal(range(RB + 1))      # reply write pointer = reply length
-        a0 = Signal(8)                  # first payload byte (index, mode, layer)
-        v = Signal(32)                  # payload bytes 1..4 (value, label, addr + count)
-        status = Signal(3)
-        k = Signal(range(max(32, 2 * cfg.n_out)))   # field / counter byte / loop index
-        bitcnt = Signal(5)
-        gt, err, sign, lastbit, regs_wr, copy_cnt, nz = (Signal(name=n) for n in (
-            "gt", "err", "sign", "lastbit", "regs_wr", "copy_cnt", "nz"))
-        ob = Signal(8)
-        wa = Signal(17)                 # weight word address
-        nw = Signal(range(CMAX + 1))    # READ_W words left
-        RWAIT = core.w_read_latency - 1  # cycles READ_W waits after RW_WORD
-        bw = Signal(range(max(WORD, RWAIT + 1, 2)))  # byte within a weight word
-        sreg = Signal(8 * WORD)         # WRITE_W word being assembled
-        xlo = Signal(8)
-        carry = Signal()
-
-        # stored reply and retransmission
-        rep_op, rep_st, rep_len = Signal(8), Signal(3), Signal(range(RB + 1))
-        last_seq, last_crc, last_valid = Signal(8), Signal(16), Signal()
-        send_err, err_st = Signal(), Signal(3)
-
-        # transmitter
-        tphase = Signal(3)
-        ti = Signal(range(RB + 1))
-        tb = Signal(8)
-
-        # register chain: the core's regs port, rotated a bit at a time
-        chain = Signal(self.layout, init=reg_values(cfg))
-        cv = chain.as_value()
-        m.d.comb += core.regs.eq(chain)
-
-        # ---- receiver ----------------------------------------------------------------------------
-        rxb = self.rx.payload
-        rxd = Signal(8)                 # the decoded data byte, valid with rxd_valid
-        rxd_valid = Signal()
-        crc_en, crc_init = Signal(), Signal()
-        m.d.comb += [self.rx.ready.eq(1), crc_byte.eq(d2),
-                     rxd.eq(Mux(esc, Mux(rxb == ESC_ESC, ESC, END), rxb))]
-        with m.If(self.rx.valid):
-            with m.If(rxb == END):
-                m.d.sync += [rlen.eq(0), esc.eq(0), bad.eq(0), ovf.eq(0), drop.eq(0)]
-                m.d.comb += frame_done.eq(idle & ~drop & (rlen != 0))
-            with m.Elif(~idle | drop):
-                m.d.sync += drop.eq(1)
-            with m.Elif(esc):
-                m.d.sync += esc.eq(0)
-                with m.If((rxb == ESC_END) | (rxb == ESC_ESC)):
-                    m.d.comb += rxd_valid.eq(1)
-                with m.Else():
-                    m.d.sync += bad.eq(1)
-            with m.Elif(rxb == ESC):
-                m.d.sync += esc.eq(1)
-            with m.Else():
-                m.d.comb += rxd_valid.eq(1)
-        with m.If(self.rx_error):
-            with m.If(idle):
-                m.d.sync += bad.eq(1)
-            with m.Else():
-                m.d.sync += drop.eq(1)
-        m.d.sync += uart_errors.eq(uart_errors + self.rx_error)
-
-        m.d.comb += [fw.addr.eq(rlen), fw.data.eq(rxd)]
-        with m.If(rxd_valid):
-            with m.If(rlen == MF):
-                m.d.sync += ovf.eq(1)
-            with m.Else():
-                m.d.comb += fw.en.eq(1)
-                m.d.sync += rlen.eq(rlen + 1)
-            m.d.sync += [d1.eq(rxd), d2.eq(d1)]
-            # the CRC register trails the received bytes by two (the CRC field itself)
-            m.d.comb += [crc_en.eq(rlen != 1), crc_init.eq(rlen == 0)]
-            with m.If(rlen == 0):
-                m.d.sync += [f_seq.eq(rxd), f_op.eq(0)]
-            with m.If(rlen == 1):
-                m.d.sync += f_op.eq(rxd)
-        with m.If(crc_en):
-            m.d.sync += crc.eq(Mux(crc_init, 0xFFFF, crc_next))
-
-        # this presentation's cycles and synaptic events: cleared (through their reset) when
-        # the command is issued
-        pres_clr, pc_inc, pe_inc = Signal(), Signal(), Signal()
-        m.submodules.pc = pc_t = ResetInserter(pres_clr)(_Tally(32, 1))
-        m.submodules.pe = pe_t = ResetInserter(pres_clr)(_Tally(32, range(P + 1)))
-        m.d.comb += [pc_t.inc.eq(pc_inc), pe_t.inc.eq(Mux(pe_inc, core.syn_events, 0))]
-        pc, pe = pc_t.count, pe_t.count
-
-        # ---- shared datapath ---------------------------------------------------------------------
-        m.d.comb += [fr.addr.eq(ra), rr.addr.eq(raddr)]
-        # the reply buffer's word, registered: every read takes a wait state (*_RD, *_W), so
-        # that no path runs from a block RAM's output into arithmetic and back into a RAM
-        rrq = Signal(8)
-        m.d.sync += rrq.eq(rr.data)
-        layer = a0[0]
-        m.d.comb += [core.w_layer.eq(layer), core.w_addr.eq(wa)]
-        nwords = Mux(layer, LW[1], LW[0])
-        # the bound check of wa, registered: READ_W and WRITE_W look at it at least a cycle
-        # after wa (or the layer) last changed
-        wa_bad = Signal()
-        m.d.sync += wa_bad.eq(wa >= nwords)
-        byte = fr.data
-        m.d.comb += [core.counter_wdata.eq(v), core.cmd.payload.eq(Cat(a0[:2], v[:8]))]
-        for l in range(P):
-            m.d.comb += core.w_wdata[l].eq(sreg[8 * wb * l:][:cfg.w_bits])
-        m.d.comb += core.x_in.payload.eq(byte if ib == 1 else Cat(xlo, byte))
-
-        def reply(value):
-            m.d.comb += [rw.addr.eq(wp), rw.data.eq(value), rw.en.eq(1)]
-            m.d.sync += wp.eq(wp + 1)
-
-        def fail(code):
-            m.d.sync += status.eq(code)
-            m.next = "FINISH"
-
-        def length(n):
-            return last_a == n + 1
-
-        def zero_from(b, top):
-            """Bits ``top..7`` of byte ``b`` are 0."""
-            return Const(1) if top >= 8 else b[top:] == 0
-
-        def sign_ok(b, top):
-            """Bits ``top..7`` of byte ``b`` all equal (a sign extension)."""
-            if top >= 8:
-                return Const(1)
-            hi = b[top:]
-            return (hi == 0) | (hi == (1 << (8 - top)) - 1)
-
-        # field tables, indexed by k
-        fw_ = Signal(6)
-        fs_ = Signal()
-        fhi = Signal()                  # bit bitcnt of the field's upper bound
-        fpos = Signal()                 # the field must be > 0
-        with m.Switch(k):
-            for i, (w, s, hi, pos) in enumerate(self._fields):
-                with m.Case(i):
-                    m.d.comb += [fw_.eq(w), fs_.eq(s), fpos.eq(pos)]
-                    m.d.comb += fhi.eq(1 if hi is None else Const(hi, 32).bit_select(bitcnt, 1))
-        inside = bitcnt < fw_
-        m.d.sync += last_a1.eq(last_a + 1)
-        fpos_q = Signal()               # fpos, a cycle late (WR_DECIDE: k has been a0 since ARGS)
-        m.d.sync += fpos_q.eq(fpos)
-
-        # byte-serial adder over the RAM counters: k is the counter byte
-        inc = (k == COUNTER_OFFSETS["presentations"]) | (k == COUNTER_OFFSETS["frames_ok"]) | \
-            (k == COUNTER_OFFSETS["frames_rejected"])
-        first = inc | (k == COUNTER_OFFSETS["events"]) | (k == COUNTER_OFFSETS["busy_cycles"])
-        tot_byte = Mux(k[3], pc.word_select(k[:2], 8), pe.word_select(k[:2], 8))
-        opb = Mux(inc, 1, Mux((k[2:] == 1) | (k[2:] == 3), tot_byte, 0))
-        # registered: k (and the totals) hold through ADD_RD, ADD_W and ADD, so in ADD the
-        # operand decoded from k is a cycle old and still right; the adder starts from flops
-        opb_q, first_q = Signal(8), Signal()
-        m.d.sync += [opb_q.eq(opb), first_q.eq(first)]
-        add_sum = rrq + opb_q + Mux(first_q, 0, carry)
-
-        slen = Mux(send_err, 0, rep_len)
-        # constant while a reply is sent (set before TX_SOF): registered, off the TX path
-        slen_zero, slen_last = Signal(), Signal(range(RB + 1))
-        m.d.sync += [slen_zero.eq(slen == 0), slen_last.eq(slen - 1)]
-
-        # DISPATCH's checks of the opcode and the length, registered (f_op and last_a are
-        # stable from IDLE on)
-        bad_op, bad_len = Signal(), Signal()
-        with m.Switch(f_op):
-            with m.Case(Op.IDENTIFY, Op.READ_COUNTERS, Op.READ_REGS):
-                m.d.comb += bad_len.eq(~length(0))
-            with m.Case(Op.WRITE_REG, Op.READ_W):
-                m.d.comb += bad_len.eq(~length(5))
-            with m.Case(Op.PRESENT):
-                m.d.comb += bad_len.eq(~length(2 + cfg.n_in * ib))
-            with m.Case(Op.WRITE_W):
-                m.d.comb += bad_len.eq(last_a < 1 + 3 + WORD)
-            with m.Case(Op.WRITE_COUNTER):
-                m.d.comb += bad_len.eq(~length(4))
-            with m.Default():
-                m.d.comb += bad_op.eq(1)
-        dsp_bad_op, dsp_bad_len = Signal(), Signal()
-        m.d.sync += [dsp_bad_op.eq(bad_op), dsp_bad_len.eq(bad_len)]
-
-        # a received frame's checks (IDLE to CHECK)
-        ck_framing, ck_ovf, ck_crc, ck_replay = (Signal(name=n) for n in (
-            "ck_framing", "ck_ovf", "ck_crc", "ck_replay"))
-        ck_crc_v = Signal(16)
-
-        # ---- the state machine -------------------------------------------------------------------
-        with m.FSM(name="link") as fsm:
-            with m.State("CLEAR"):
-                # zero the RAM counters after a reset
-                m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(0), rw.en.eq(1)]
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == _N_RAM_COUNTERS - 1):
-                    m.next = "IDLE"
-
-            with m.State("IDLE"):
-                # a frame's checks are registered here and acted upon in CHECK
-                m.d.comb += idle.eq(1)
-                with m.If(frame_done):
-                    rcrc = Cat(d2, d1)
-                    m.d.sync += [last_a.eq(rlen - 3), ra.eq(2), wp.eq(0), status.eq(Status.OK),
-                                 send_err.eq(1), k.eq(COUNTER_OFFSETS["frames_rejected"]),
-                                 ck_framing.eq(bad | esc), ck_ovf.eq(ovf),
-                                 ck_crc.eq((rlen < 4) | (crc != rcrc)), ck_crc_v.eq(rcrc),
-                                 ck_replay.eq(last_valid & (f_seq == last_seq) &
-                                              (rcrc == last_crc))]
-                    m.next = "CHECK"
-
-            with m.State("CHECK"):
-                with m.If(ck_framing):
-                    m.d.sync += err_st.eq(Status.BAD_FRAMING)
-                    m.next = "ADD_RD"
-                with m.Elif(ck_ovf):
-                    m.d.sync += err_st.eq(Status.OVERFLOW)
-                    m.next = "ADD_RD"
-                with m.Elif(ck_crc):
-                    m.d.sync += err_st.eq(Status.BAD_CRC)
-                    m.next = "ADD_RD"
-                with m.Elif(ck_replay):
-                    # retransmission: send the stored reply again
-                    m.d.sync += [send_err.eq(0),
-                                 k.eq(Mux(rep_st == Status.OK, COUNTER_OFFSETS["frames_ok"],
-                                          COUNTER_OFFSETS["frames_rejected"]))]
-                    m.next = "ADD_RD"
-                with m.Else():
-                    m.d.sync += [last_seq.eq(f_seq), last_crc.eq(ck_crc_v), last_valid.eq(1),
-                                 k.eq(0), send_err.eq(0)]
-                    m.next = "DISPATCH"
-
-            with m.State("DISPATCH"):
-                # the opcode and length checks were registered in CHECK (dsp_*)
-                with m.If(dsp_bad_op):
-                    fail(Status.BAD_OP)
-                with m.Elif(dsp_bad_len):
-                    fail(Status.BAD_LENGTH)
-                with m.Else():
-                    with m.Switch(f_op):
-                        with m.Case(Op.IDENTIFY, Op.READ_COUNTERS):
-                            m.next = "COPY_RD"
-                        with m.Case(Op.READ_REGS):
-                            m.next = "REGS"
-                        with m.Default():
-                            m.next = "LOAD_RD"
-                m.d.sync += [copy_cnt.eq(f_op == Op.READ_COUNTERS), bitcnt.eq(0),
-                             regs_wr.eq(0)]
-                with m.If(f_op == Op.WRITE_COUNTER):
-                    m.d.sync += ra.eq(1)        # the value lands in v either way
-
-            # -- five payload bytes: a0 = byte 0, v = bytes 1..4 (read past the end: harmless)
-            with m.State("LOAD_RD"):
-                m.next = "LOAD"
-            with m.State("LOAD"):
-                m.d.sync += [v.eq(Cat(v[8:], byte)), ra.eq(ra + 1), k.eq(k + 1)]
-                with m.If(ra == 2):
-                    m.d.sync += a0.eq(byte)
-                with m.If(k == 4):
-                    m.next = "ARGS"
-                with m.Else():
-                    m.next = "LOAD_RD"
-
-            with m.State("ARGS"):
-                m.d.sync += [bitcnt.eq(0), gt.eq(0), err.eq(0), nz.eq(0), bw.eq(0),
-                             wa.eq(v[:16])]
-                with m.Switch(f_op):
-                    with m.Case(Op.WRITE_REG):
-                        m.d.sync += k.eq(a0)
-                        with m.If(a0 >= NF):
-                            fail(Status.BAD_ARG)
-                        with m.Else():
-                            m.next = "WR_CHECK"
-                    with m.Case(Op.WRITE_COUNTER):
-                        m.d.comb += core.counter_we.eq(1)
-                        m.next = "FINISH"
-                    with m.Case(Op.PRESENT):
-                        m.d.sync += ra.eq(4)
-                        with m.If((a0 > 2) | (v[:8] >= cfg.n_out)):
-                            fail(Status.BAD_ARG)
-                        with m.Else():
-                            m.next = "PV_RD"
-                    with m.Case(Op.READ_W):
-                        m.d.sync += nw.eq(v[16:])
-                        count = v[16:]
-                        with m.If((a0 > 1) | (count == 0) | (count > CMAX)):
-                            fail(Status.BAD_ARG)
-                        with m.Else():
-                            m.next = "RW_WORD"
-                    with m.Case(Op.WRITE_W):
-                        m.d.sync += ra.eq(5)
-                        m.next = "WW_VAL_RD"
-
-            # -- IDENTIFY / READ_COUNTERS: copy from the RAM (and two FF counters) --------------
-            with m.State("COPY_RD"):
-                m.d.comb += raddr.eq(Mux(copy_cnt, CB - 4, IB) + wp)
-                m.next = "COPY_W"
-            with m.State("COPY_W"):
-                m.next = "COPY"
-            with m.State("COPY"):
-                ff = Mux(wp[5], uart_errors.word_select(wp[:2], 8),
-                         core.sample_counter.word_select(wp[:2], 8))
-                reply(Mux(copy_cnt & ((wp < 4) | (wp >= 32)), ff, rrq))
-                with m.If(wp == Mux(copy_cnt, 35, len(ident) - 1)):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.next = "COPY_RD"
-
-            # -- READ_REGS / WRITE_REG: rotate the register chain once --------------------------
-            with m.State("REGS"):
-                out = Mux(inside, cv[0], fs_ & lastbit)
-                with m.If(inside):
-                    head = Mux(regs_wr & (k == a0), v.bit_select(bitcnt, 1), cv[0])
-                    m.d.sync += [cv.eq(Cat(cv[1:], head)), lastbit.eq(cv[0])]
-                m.d.sync += [ob.eq(Cat(ob[1:], out)), bitcnt.eq(bitcnt + 1)]
-                with m.If(~regs_wr & (bitcnt[:3] == 7)):
-                    reply(Cat(ob[1:], out))
-                with m.If(bitcnt == 31):
-                    m.d.sync += k.eq(k + 1)
-                    with m.If(k == NF - 1):
-                        m.next = "FINISH"
-
-            with m.State("WR_CHECK"):
-                # fits the field (sign-extended or zero-extended to 32 bits), and <= hi
-                b = v.bit_select(bitcnt, 1)
-                with m.If(b):
-                    m.d.sync += nz.eq(1)
-                with m.If(inside):
-                    m.d.sync += sign.eq(fs_ & b)
-                    with m.If(b != fhi):
-                        m.d.sync += gt.eq(b)
-                with m.Elif(b != sign):
-                    m.d.sync += err.eq(1)
-                m.d.sync += bitcnt.eq(bitcnt + 1)
-                with m.If(bitcnt == 31):
-                    m.next = "WR_DECIDE"
-            with m.State("WR_DECIDE"):
-                m.d.sync += [k.eq(0), regs_wr.eq(1)]
-                with m.If(gt | err | (fpos_q & (sign | ~nz))):
-                    fail(Status.BAD_ARG)
-                with m.Else():
-                    m.next = "REGS"
-
-            # -- PRESENT ------------------------------------------------------------------------
-            def x_high(b):
-                """The byte is the most significant of an input value and fits in_bits."""
-                return zero_from(b, cfg.in_bits - 8 * (ib - 1))
-
-            with m.State("PV_RD"):
-                m.next = "PV"
-            with m.State("PV"):
-                m.d.sync += ra.eq(ra + 1)
-                is_high = Const(1) if ib == 1 else ra[0]
-                with m.If(is_high & ~x_high(byte)):
-                    m.d.sync += err.eq(1)
-                with m.If(ra == last_a):
-                    m.d.sync += ra.eq(4)
-                    with m.If(err | (is_high & ~x_high(byte))):
-                        fail(Status.BAD_ARG)
-                    with m.Else():
-                        m.next = "PF_RD"
-                with m.Else():
-                    m.next = "PV_RD"
-            with m.State("PF_RD"):
-                m.next = "PF"
-            with m.State("PF"):
-                if ib == 1:
-                    m.d.comb += core.x_in.valid.eq(1)
-                    advance = core.x_in.ready
-                else:
-                    with m.If(~ra[0]):
-                        m.d.sync += xlo.eq(byte)
-                    m.d.comb += core.x_in.valid.eq(ra[0])
-                    advance = ~ra[0] | core.x_in.ready
-                with m.If(advance):
-                    m.d.sync += ra.eq(ra + 1)
-                    with m.If(ra == last_a):
-                        m.next = "P_CMD"
-                    with m.Else():
-                        m.next = "PF_RD"
-            with m.State("P_CMD"):
-                m.d.comb += [core.cmd.valid.eq(1), pres_clr.eq(1)]
-                with m.If(core.cmd.ready):
-                    m.next = "P_RUN"
-            with m.State("P_RUN"):
-                # cycles as hdl.core.presentation_cycles counts them: the accept cycle and
-                # every cycle after it up to the first one with the result (counted here
-                # from the cycle after the accept, plus one in P_PRED)
-                m.d.comb += [pc_inc.eq(1), pe_inc.eq(1)]
-                with m.If(core.result.valid):
-                    m.next = "P_PRED"
-            with m.State("P_PRED"):
-                m.d.comb += pc_inc.eq(1)
-                reply(core.result.payload.pred)
-                m.d.sync += k.eq(0)
-                m.next = "P_COUNT"
-            with m.State("P_COUNT"):
-                cnt = Cat(core.result.payload.counts[k[1:]], Const(0, 16))
-                reply(cnt.word_select(k[0], 8))
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == 2 * cfg.n_out - 1):
-                    m.d.sync += k.eq(COUNTER_OFFSETS["busy_cycles"])
-                    m.next = "P_TOTALS"
-            with m.State("P_TOTALS"):
-                # the bytes of pc (k = 12..15), then of pe (k = 4..7)
-                reply(tot_byte)
-                m.d.sync += k.eq(k + 1)
-                with m.If(k == COUNTER_OFFSETS["busy_cycles"] + 3):
-                    m.d.sync += k.eq(COUNTER_OFFSETS["events"])
-                with m.If(k == COUNTER_OFFSETS["events"] + 3):
-                    m.d.comb += core.result.ready.eq(1)
-                    m.d.sync += k.eq(0)
-                    m.next = "ADD_RD"
-
-            # -- READ_W -------------------------------------------------------------------------
-            with m.State("RW_WORD"):
-                m.d.comb += core.w_re.eq(1)
-                m.d.sync += bw.eq(1)
-                m.next = "RW_WAIT"
-            with m.State("RW_WAIT"):
-                # wa has been held since the previous word: the core's w_rdata follows it
-                # w_read_latency cycles late (bw counts the cycles here)
-                m.d.comb += core.w_re.eq(1)
-                m.d.sync += bw.eq(bw + 1)
-                with m.If(bw >= RWAIT):
-                    m.d.sync += bw.eq(0)
-                    with m.If(wa_bad):
-                        fail(Status.BAD_ARG)
-                    with m.Else():
-                        m.next = "RW_BYTES"
-            with m.State("RW_BYTES"):
-                # valid from here on, while wa is held
-                lane = bw if wb == 1 else bw[1:]
-                wsel = Signal(16)
-                with m.Switch(lane):
-                    for l in range(P):
-                        with m.Case(l):
-                            m.d.comb += wsel.eq(core.w_rdata[l])
-                reply(wsel[:8] if wb == 1 else wsel.word_select(bw[0], 8))
-                m.d.sync += bw.eq(bw + 1)
-                with m.If(bw == WORD - 1):
-                    m.d.sync += [wa.eq(wa + 1), nw.eq(nw - 1)]
-                    with m.If(nw == 1):
-                        m.next = "FINISH"
-                    with m.Else():
-                        m.next = "RW_WORD"
-
-            # -- WRITE_W: check every word, then write them -------------------------------------
-            with m.State("WW_VAL_RD"):
-                m.next = "WW_VAL"
-            with m.State("WW_VAL"):
-                is_high = Const(1) if wb == 1 else bw[0]
-                w_ok = sign_ok(byte, cfg.w_bits - 1 - 8 * (wb - 1))
-                bad_now = ((bw == 0) & wa_bad) | (is_high & ~w_ok)
-                with m.If(bad_now):
-                    m.d.sync += err.eq(1)
-                m.d.sync += [ra.eq(ra + 1), bw.eq(bw + 1)]
-                with m.If(bw == WORD - 1):
-                    m.d.sync += [bw.eq(0), wa.eq(wa + 1)]
-                with m.If(ra == last_a):
-                    m.d.sync += [ra.eq(5), wa.eq(v[:16]), bw.eq(0)]
-                    with m.If(bw != WORD - 1):
-                        fail(Status.BAD_LENGTH)
-                    with m.Elif(err | bad_now | (a0 > 1)):
-                        fail(Status.BAD_ARG)
-                    with m.Else():
-                        m.next = "WW_RD"
-                with m.Else():
-                    m.next = "WW_VAL_RD"
-            with m.State("WW_RD"):
-                m.next = "WW"
-            with m.State("WW"):
-                m.d.sync += [sreg.eq(Cat(sreg[8:], byte) if WORD > 1 else byte),
-                             ra.eq(ra + 1), bw.eq(bw + 1)]
-                with m.If(bw == WORD - 1):
-                    m.next = "WW_WE"
-                with m.Else():
-                    m.next = "WW_RD"
-            with m.State("WW_WE"):
-                m.d.comb += core.w_we.eq(1)
-                m.d.sync += [wa.eq(wa + 1), bw.eq(0)]
-                with m.If(ra == last_a1):
-                    m.next = "FINISH"
-                with m.Else():
-                    m.next = "WW_RD"
-
-            # -- the reply ----------------------------------------------------------------------
-            with m.State("FINISH"):
-                ok = status == Status.OK
-                m.d.sync += [rep_op.eq(f_op), rep_st.eq(status), rep_len.eq(Mux(ok, wp, 0)),
-                             k.eq(Mux(ok, COUNTER_OFFSETS["frames_ok"],
-                                      COUNTER_OFFSETS["frames_rejected"]))]
-                m.next = "ADD_RD"
-
-            # one byte of a counter update: read, add, write back
-            with m.State("ADD_RD"):
-                m.d.comb += raddr.eq(CB + k)
-                m.next = "ADD_W"
-            with m.State("ADD_W"):
-                m.next = "ADD"
-            with m.State("ADD"):
-                m.d.comb += [rw.addr.eq(CB + k), rw.data.eq(add_sum[:8]), rw.en.eq(1)]
-                m.d.sync += [carry.eq(add_sum[8]), k.eq(k + 1)]
-                with m.If(k == COUNTER_OFFSETS["frames_ok"] - 1):
-                    m.next = "FINISH"           # after PRESENT's totals
-                with m.Elif((k == COUNTER_OFFSETS["frames_rejected"] - 1) |
-                            (k == _N_RAM_COUNTERS - 1)):
-                    m.d.sync += [tphase.eq(0), ti.eq(0)]
-                    m.d.comb += [crc_en.eq(1), crc_init.eq(1)]
-                    m.next = "TX_SOF"
-                with m.Else():
-                    m.next = "ADD_RD"
-
-            # -- transmitter --------------------------------------------------------------------
-            def advance():
-                with m.Switch(tphase):
-                    with m.Case(2):
-                        m.d.sync += tphase.eq(Mux(slen_zero, 4, 3))
-                    with m.Case(3):
-                        m.d.sync += ti.eq(ti + 1)
-                        with m.If(ti == slen_last):
-                            m.d.sync += tphase.eq(4)
-                    with m.Default():
-                        m.d.sync += tphase.eq(tphase + 1)
-                with m.If(tphase == 5):
-                    m.next = "TX_EOF"
-                with m.Else():
-                    m.next = "TX_FETCH"
-
-            with m.State("TX_SOF"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
-                with m.If(self.tx.ready):
-                    m.next = "TX_FETCH"
-            with m.State("TX_FETCH"):
-                m.d.comb += raddr.eq(ti)
-                m.next = "TX_W"
-            with m.State("TX_W"):
-                m.next = "TX_BYTE0"
-            with m.State("TX_BYTE0"):
-                tbyte = Signal(8)
-                with m.Switch(tphase):
-                    with m.Case(0):
-                        m.d.comb += tbyte.eq(f_seq)
-                    with m.Case(1):
-                        m.d.comb += tbyte.eq(Mux(send_err, f_op, rep_op) | 0x80)
-                    with m.Case(2):
-                        m.d.comb += tbyte.eq(Mux(send_err, err_st, rep_st))
-                    with m.Case(3):
-                        m.d.comb += tbyte.eq(rrq)
-                    with m.Case(4):
-                        m.d.comb += tbyte.eq(crc[:8])
-                    with m.Default():
-                        m.d.comb += tbyte.eq(crc[8:])
-                m.d.sync += tb.eq(tbyte)
-                with m.If(tphase < 4):
-                    m.d.comb += [crc_byte.eq(tbyte), crc_en.eq(1)]
-                m.next = "TX_BYTE"
-            with m.State("TX_BYTE"):
-                special = (tb == END) | (tb == ESC)
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(Mux(special, ESC, tb))]
-                with m.If(self.tx.ready):
-                    with m.If(special):
-                        m.next = "TX_ESC"
-                    with m.Else():
-                        advance()
-            with m.State("TX_ESC"):
-                m.d.comb += [self.tx.valid.eq(1),
-                             self.tx.payload.eq(Mux(tb == END, ESC_END, ESC_ESC))]
-                with m.If(self.tx.ready):
-                    advance()
-            with m.State("TX_EOF"):
-                m.d.comb += [self.tx.valid.eq(1), self.tx.payload.eq(END)]
-                with m.If(self.tx.ready):
-                    m.next = "IDLE"
-
-        # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
-        # ignored): the next-state logic of a forty-state machine is then one OR per state
-        fsm.state.attrs["fsm_encoding"] = "one-hot"
-        m.d.comb += self.busy.eq(~idle)
+        # rx -> SLIP decoder -> frame receiver -> executor -> SLIP encoder -> tx
+        wiring.connect(m, wiring.flipped(self.rx), dec.i)
+        wiring.connect(m, dec.o, rcv.i)
+        wiring.connect(m, rcv.frame, exe.frame)
+        wiring.connect(m, exe.tx, enc.i)
+        wiring.connect(m, enc.o, wiring.flipped(self.tx))
+        # the executor drives the core (commands, inputs, weights, registers)
+        wiring.connect(m, exe.core, core)
+        m.d.comb += [rcv.rx_error.eq(self.rx_error), exe.rx_error.eq(self.rx_error),
+                     self.busy.eq(~exe.idle)]
         return m

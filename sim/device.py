@@ -5,9 +5,10 @@ answers. It is the protocol's executable specification, as :mod:`sim.golden` is 
 network's: the RTL's replies to any byte stream (fuzz tests) must equal it, and it doubles
 as an in-process board for testing the host driver with injected faults.
 
-Not modelled: timing (bytes that arrive while the real device is busy are discarded; the
-model is never busy, so feed it only the bytes the device receives while idle) and UART
-framing errors (``line_error()`` stands for one).
+Not modelled: timing (bytes that arrive while the real device's receiver is closed are
+discarded, ``docs/protocol.md`` section 1; the model's receiver is always open, so feed it
+only the bytes the device receives) and UART framing errors (``line_error()`` stands for
+one).
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class DeviceModel:
         # READ_COUNTERS order; "sample_counter" is the golden model's, copied here when read
         self.counters = dict.fromkeys(pr.COUNTERS, 0)
         self._buf = bytearray()
-        self._esc = self._bad = self._over = False
-        self._last = None  # (seq, crc, reply wire bytes, status)
+        self._esc = self._bad = self._over = self._seen = False
+        self._last = None  # (seq, crc, reply wire bytes) of the last request answered OK
 
     # ---- wire ----------------------------------------------------------------------------
     def line_error(self, discarded: bool = False):
@@ -59,11 +60,13 @@ class DeviceModel:
         out = bytearray()
         for b in data:
             if b == pr.END:
-                if self._buf:  # a frame without data bytes is ignored, errors or not
+                if self._seen:  # a frame without a byte is ignored, even with a UART error
                     out += self._frame()
                 self._buf.clear()
-                self._esc = self._bad = self._over = False
-            elif self._esc:
+                self._esc = self._bad = self._over = self._seen = False
+                continue
+            self._seen = True
+            if self._esc:
                 self._esc = False
                 if b in (pr.ESC_END, pr.ESC_ESC):
                     self._put(pr.END if b == pr.ESC_END else pr.ESC)
@@ -97,15 +100,19 @@ class DeviceModel:
             return self._reply(seq, op, Status.BAD_FRAMING)
         if self._over:
             return self._reply(seq, op, Status.OVERFLOW)
-        if len(f) < 4 or pr.crc16(f[:-2]) != int.from_bytes(f[-2:], "little"):
-            return self._reply(seq, op, Status.BAD_CRC)
+        if len(f) < 4:  # too short to be a request: dropped silently
+            return b""
         crc = int.from_bytes(f[-2:], "little")
+        if pr.crc16(f[:-2]) != crc:
+            return self._reply(seq, op, Status.BAD_CRC)
         if self._last is not None and self._last[:2] == (seq, crc):
-            self._count("frames_ok" if self._last[3] == Status.OK else "frames_rejected")
+            self._count("frames_ok")
             return self._last[2]
         status, payload = self._execute(op, f[2:-2])
-        rep = self._reply(seq, op, status, payload if status == Status.OK else b"")
-        self._last = (seq, crc, rep, status)
+        if status != Status.OK:  # rejected: the stored request and reply stay
+            return self._reply(seq, op, status)
+        rep = self._reply(seq, op, status, payload)
+        self._last = (seq, crc, rep)
         return rep
 
     # ---- commands ------------------------------------------------------------------------

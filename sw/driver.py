@@ -4,6 +4,11 @@ One request at a time (stop and wait, ``docs/protocol.md``). A request whose rep
 not come within ``timeout`` seconds, or comes back damaged, is sent again with the *same*
 sequence number, so the device answers a repeat with its stored reply instead of executing
 it twice. After ``retries`` resends the driver gives up with :class:`BoardTimeout`.
+
+A ``BAD_CRC``/``OVERFLOW``/``BAD_FRAMING`` reply with another sequence number answers a frame
+cut off before the request (for example by a host that was interrupted): the device receives
+the request while it sends that reply and answers it next, so the driver waits up to
+``settle`` seconds more for its own reply before it resends.
 """
 
 from __future__ import annotations
@@ -55,15 +60,17 @@ class Board:
     ``in_waiting``; its ``timeout`` should be short, the driver keeps its own deadline)."""
 
     def __init__(self, transport, *, name: str | None = None, timeout: float = 2.0,
-                 retries: int = 3, seq: int | None = None):
+                 retries: int = 3, seq: int | None = None, settle: float = 0.1):
         self.t = transport
         self.name = name or getattr(transport, "port", None) or "board"
         self.timeout = timeout
+        self.settle = settle
         self.retries = retries
         self._seq = (seq if seq is not None else int(time.monotonic_ns() >> 10)) & 0xFF
         self._dec = pr.SlipDecoder()
         self.info: dict | None = None
-        self.stats = {"requests": 0, "resends": 0, "stale_replies": 0, "damaged_replies": 0}
+        self.stats = {"requests": 0, "resends": 0, "stale_replies": 0, "damaged_replies": 0,
+                      "foreign_errors": 0}
 
     # ---- transport ---------------------------------------------------------------------
     def transact(self, op: Op, payload: bytes = b"") -> bytes:
@@ -98,6 +105,7 @@ class Board:
     def _await(self, seq, op):
         """(reply, None) for our reply; (None, reason) to resend."""
         deadline = time.monotonic() + self.timeout
+        why = f"no reply within {self.timeout:g} s"
         while time.monotonic() < deadline:
             try:
                 data = self.t.read(max(1, getattr(self.t, "in_waiting", 0) or 0))
@@ -112,10 +120,16 @@ class Board:
                 if rep.seq == seq and rep.op == op:
                     return rep, None
                 if rep.status in pr.RETRYABLE:
-                    # our request was damaged on the way (its seq byte may be wrong too)
-                    return None, f"device reported {rep.status.name}"
+                    # a damaged frame with another seq: a frame cut off before ours (the
+                    # device receives ours while it sends this reply, so ours is answered
+                    # next), or ours with a damaged seq byte (then nothing else comes):
+                    # wait a little for our reply before resending
+                    self.stats["foreign_errors"] += 1
+                    why = f"device reported {rep.status.name}"
+                    deadline = min(deadline, time.monotonic() + self.settle)
+                    continue
                 self.stats["stale_replies"] += 1
-        return None, f"no reply within {self.timeout:g} s"
+        return None, why
 
     # ---- commands ----------------------------------------------------------------------
     def identify(self) -> dict:

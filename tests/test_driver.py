@@ -167,3 +167,15 @@ def test_board_backend_trains_exactly_like_the_golden_backend():
     assert [h.test_accuracy for h in r0.history] == [h.test_accuracy for h in r1.history]
     assert [h.train_accuracy for h in r0.history] == [h.train_accuracy for h in r1.history]
     assert (a1 != w[0]).any()
+
+
+@pytest.mark.parametrize("stray, errors", [(b"\x11\x12\x13", 0), (bytes(range(1, 51)), 1)])
+def test_a_frame_cut_off_before_a_request_costs_no_resend(stray, errors):
+    """The leading END of a request ends what an interrupted host left: fewer than 4 bytes get
+    no reply, more a BAD_CRC with a foreign seq, after which the request is answered."""
+    b, port = board()
+    assert port.model.feed(stray) == b""
+    info = b.identify()
+    assert info["n_in"] == CFG.n_in
+    assert b.stats["resends"] == 0 and b.stats["foreign_errors"] == errors
+    assert port.model.counters["frames_rejected"] == errors

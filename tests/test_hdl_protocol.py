@@ -521,7 +521,9 @@ def test_uart_errors_and_bytes_while_busy():
         assert await link.receive() == want
         assert pr.parse_reply(frame_of(want)).seq == 5
         assert pr.parse_reply(frame_of(want)).status == Status.OK
-        # bytes while the reply is being sent (slow consumer) are dropped as well
+        # bytes that arrive while READ_REGS executes are dropped as well (its reply then goes
+        # to a slow consumer; a request sent once the reply has begun is received, see
+        # test_bytes_while_busy_and_while_replying)
         link.tx_ready = lambda: rng.random() < 0.1
         await link.send(pr.request(6, Op.READ_REGS))
         want = model.feed(pr.request(6, Op.READ_REGS))
@@ -749,3 +751,220 @@ def test_top_end_to_end_through_uart():
     assert pr.parse_identify(pr.parse_reply(got[0]).payload)["divisor"] == div
     assert pr.parse_counters(pr.parse_reply(got[-1]).payload)["sample_counter"] == 1
     assert state["busy_seen"]
+
+
+# ---- where the device, the model and the document once disagreed (issue 12, section 3) ------
+async def send_paced(link, data, gap=4):
+    """``data`` a byte every ``gap + 1`` cycles (a UART delivers one every ``10 * divisor``)."""
+    for b in data:
+        await link.send(bytes([b]))
+        for _ in range(gap):
+            await link.tick()
+
+
+async def receive_all(link, limit=50_000):
+    """The wire bytes of every reply until the line stays quiet."""
+    out = bytearray()
+    while True:
+        got = await link.receive(limit)
+        if got is None:
+            link.ctx.set(link.dut.tx.ready, 0)
+            return bytes(out)
+        out += got
+        limit = 2_000
+
+
+def reply_wire(seq, op, status, payload=b""):
+    return pr.slip_encode(pr.reply_frame(seq, op, status, payload))
+
+
+def test_leading_end_flushes_an_interrupted_frame():
+    """Stray bytes, then a correct request: the request is answered. Fewer than 4 stray bytes
+    get no reply; a longer stray frame its BAD_CRC, while the receiver takes the request."""
+    cfg = small_cfg()
+    dut, model = make(cfg, 1)
+    rng = np.random.default_rng(12)
+    # a long request cut off (no byte of it needs an escape)
+    long = pr.request(0x33, Op.WRITE_W, bytes(3) + rng.integers(1, 100, 120).astype("u1").tobytes())
+    assert END not in long[1:-1] and ESC not in long[1:-1]
+    ident_payload = pr.identify_payload(cfg, 1, dut.max_frame, CLK_HZ, DIVISOR)
+
+    async def body(link):
+        for n, (stray, answered) in enumerate([(b"\x11\x12\x13", False), (long[:50], True),
+                                               (b"\x01", False), (long[:4], False),
+                                               (long[1:6], True)]):
+            wire = stray + pr.request(0x40 + n, Op.IDENTIFY)
+            want = reply_wire(0x40 + n, Op.IDENTIFY, Status.OK, ident_payload)
+            if answered:
+                want = reply_wire(0x33, Op.WRITE_W, Status.BAD_CRC) + want
+            await send_paced(link, wire)
+            got = await receive_all(link)
+            assert got == want, (n, got.hex(), want.hex())
+            assert model.feed(wire) == want, n
+        assert model.sample_counter == 0
+
+    link = simulate(dut, body)
+    assert not link.errors, "\n".join(link.errors[:5])
+
+
+def test_invalid_escape_is_answered_bad_framing():
+    """Also without a decoded byte: seq is the first decoded byte (0 if none), op the second
+    (0 if none) ORed with 0x80."""
+    cfg = small_cfg()
+    dut, model = make(cfg, 1)
+    cases = [(bytes([END, ESC, 0x41, END]), 0, 0), (bytes([END, ESC, END]), 0, 0),
+             (bytes([END, 5, ESC, END]), 5, 0), (bytes([END, 5, 4, ESC, 0x41, END]), 5, 4),
+             (bytes([END, ESC, 0x41, 5, 4, 3, 2, 1, END]), 5, 4),
+             (bytes([END, 7, 3, ESC, ESC, 9, 9, END]), 7, 3)]
+
+    async def body(link):
+        for wire, seq, op in cases:
+            want = reply_wire(seq, op, Status.BAD_FRAMING)
+            assert model.feed(wire) == want, wire.hex()
+            await link.send(wire)
+            got = await link.receive()
+            assert got == want, (wire.hex(), got)
+        # a UART error without a byte between two ENDs is still ignored
+        await link.send(b"\x00", error_at=(0,))
+        model.line_error()
+        await link.transact(bytes([END]), "uart error between frames")
+        assert model.counters["frames_rejected"] == len(cases)
+
+    link = simulate(dut, body)
+    assert not link.errors, "\n".join(link.errors[:5])
+
+
+def test_bytes_while_busy_and_while_replying():
+    """While a command executes every byte is discarded, up to and including the next END;
+    bytes after that END are discarded again while it still executes. A request that
+    arrives while the reply is being sent is received and answered after it."""
+    cfg = small_cfg()
+    dut, model = make(cfg, 1)
+    rng = np.random.default_rng(13)
+
+    async def body(link):
+        present = pr.request(3, Op.PRESENT, pr.present_payload(cfg, "dfa", 2, random_x(cfg, rng)))
+        want = model.feed(present)
+        await link.send(present)
+        for _ in range(20):
+            await link.tick()
+        for seq in (4, 5, 6):           # three whole requests while the core runs: all lost
+            assert link.ctx.get(dut.busy)
+            await link.send(pr.request(seq, Op.WRITE_REG, struct.pack("<Bi", 0, seq)))
+            await link.tick()
+        assert link.ctx.get(dut.busy)
+        # a slow consumer: the next request starts while the reply is on the wire
+        link.tx_ready = lambda: rng.random() < 0.05
+        ctx = link.ctx
+        wire = bytearray()
+        while not (ctx.get(dut.tx.valid) and link.tx_ready()):
+            ctx.set(dut.tx.ready, 0)
+            await link.tick()
+        ctx.set(dut.tx.ready, 1)
+        wire.append(ctx.get(dut.tx.payload))
+        await link.tick()
+        ctx.set(dut.tx.ready, 0)
+        ident = pr.request(7, Op.IDENTIFY)
+        await send_paced(link, ident, gap=2)
+        wire += await receive_all(link)
+        want += model.feed(ident)
+        assert bytes(wire) == want
+        frames = pr.SlipDecoder().feed(bytes(wire))
+        assert [pr.parse_reply(f).seq for f in frames] == [3, 7]
+        link.tx_ready = None
+        assert model.regs[0] == cfg.theta_hid
+        r = await link.call(8, Op.READ_REGS)
+        assert struct.unpack("<i", r.payload[:4])[0] == cfg.theta_hid
+
+    link = simulate(dut, body)
+    assert not link.errors, "\n".join(link.errors[:5])
+
+
+def test_rejected_requests_do_not_replace_the_stored_one():
+    """A PRESENT resent after a rejected request (BAD_ARG, BAD_OP, BAD_LENGTH) or an oversize
+    frame with a valid CRC is answered from the stored reply and trains once; a rejected
+    READ_W does not spoil the stored reply."""
+    cfg = small_cfg()
+    dut, model = make(cfg, 1)
+    rng = np.random.default_rng(14)
+    n1 = pr.layer_words(cfg, 1, 1)
+
+    async def body(link):
+        await load_weights(link, cfg, 1, *random_weights(cfg, rng))
+        learn = pr.request(20, Op.PRESENT, pr.present_payload(cfg, "erbp", 1, random_x(cfg, rng)))
+        (a,) = await link.transact(learn)
+        big = bytes([21, Op.WRITE_W]) + bytes(dut.max_frame)
+        rejected = [pr.request(21, Op.WRITE_REG, struct.pack("<Bi", 40, 0)),       # BAD_ARG
+                    pr.request(21, 0x42), pr.request(21, Op.IDENTIFY, b"\x00"),
+                    pr.slip_encode(big + struct.pack("<H", pr.crc16(big)))]     # OVERFLOW
+        for wire in rejected:
+            (r,) = await link.transact(wire)
+            assert pr.parse_reply(r).status != Status.OK
+            (b,) = await link.transact(learn)
+            assert b == a
+        assert model.sample_counter == 1 and link.ctx.get(dut.core.sample_counter) == 1
+        r = await link.call(22, Op.READ_COUNTERS)
+        assert pr.parse_counters(r.payload)["presentations"] == 1
+        # a READ_W whose second word is past the end is rejected before a byte is read
+        read = pr.request(23, Op.READ_W, struct.pack("<BHH", 1, n1 - 3, 3))
+        (a,) = await link.transact(read)
+        assert pr.parse_reply(a).status == Status.OK
+        (r,) = await link.transact(pr.request(24, Op.READ_W, struct.pack("<BHH", 1, n1 - 1, 2)))
+        assert pr.parse_reply(r) == pr.Reply(24, Op.READ_W, Status.BAD_ARG, b"")
+        (b,) = await link.transact(read)
+        assert b == a
+        # and a rejected request sent again is checked again, with the same answer
+        bad = pr.request(25, Op.PRESENT, pr.present_payload(cfg, "erbp", 7, random_x(cfg, rng)))
+        (e,) = await link.transact(bad)
+        (f,) = await link.transact(bad)
+        assert e == f and pr.parse_reply(e).status == Status.BAD_ARG
+        r = await link.call(26, Op.READ_COUNTERS)
+        c = pr.parse_counters(r.payload)
+        assert c["frames_rejected"] == 7 and c["presentations"] == 1
+
+    link = simulate(dut, body)
+    assert not link.errors, "\n".join(link.errors[:5])
+
+
+def doc_cycles(cfg, P, L, mode, n1, n2):
+    """``cycles`` and ``events`` as ``docs/protocol.md`` (section 4, PRESENT) defines them."""
+    nb1, nb2 = -(-cfg.n_hid // P), -(-cfg.n_out // P)
+    M = max(nb1 + nb2, cfg.n_in + 2)
+    step = [15 + 2 * L + M + 2 * (nb1 + nb2) + a * nb1 + b * nb2 for a, b in zip(n1, n2)]
+    c = 2 + sum(step) + L + cfg.n_out
+    if mode:
+        c += 17 + nb1 * P * cfg.n_out
+    if mode == 2:
+        c += 3 + cfg.n_out + nb1 + nb2 + L + sum(8 + M + a * nb1 + b * nb2
+                                                 for a, b in zip(n1, n2))
+    e = sum(a * cfg.n_hid + b * cfg.n_out for a, b in zip(n1, n2))
+    return c, 2 * e if mode == 2 else e
+
+
+def test_document_defines_cycles_and_events():
+    """The formulas of docs/protocol.md, written out here from the document, equal what the
+    device reports (hdl.core's formulas, which the core tests check against the RTL and the
+    PRESENT tests above compare byte for byte), and the document's example holds."""
+    from pathlib import Path
+    text = Path(__file__).resolve().parents[1].joinpath("docs", "protocol.md").read_text()
+    assert "hdl/core.py:presentation_cycles" not in text
+    for line in ("C_step(t) = 15 + 2 L + M + 2 (NB1 + NB2) + n1(t) NB1 + n2(t) NB2",
+                 "cycles    = 2 + sum_t C_step(t) + L + n_out",
+                 "+ 17 + NB1 P n_out", "+ 3 + n_out + NB1 + NB2 + L",
+                 "+ sum_t (8 + M + n1(t) NB1 + n2(t) NB2)",
+                 "events    = sum_t (n1(t) n_hid + n2(t) n_out)"):
+        assert line in text, line
+    assert "`cycles` = 27597, 28894, 38390" in text and "10063, 11360, 16147" in text
+    z = [0] * 64
+    assert [doc_cycles(Config(), 1, 1, m, z, z)[0] for m in range(3)] == [27597, 28894, 38390]
+    assert [doc_cycles(Config(), 4, 3, m, z, z)[0] for m in range(3)] == [10063, 11360, 16147]
+    rng = np.random.default_rng(15)
+    for _ in range(200):
+        cfg = Config(n_in=int(rng.integers(2, 80)), n_hid=int(rng.integers(2, 140)),
+                     n_out=int(rng.integers(2, 12)), timesteps=int(rng.integers(1, 20)))
+        P, L, mode = int(rng.integers(1, 9)), int(rng.integers(1, 4)), int(rng.integers(0, 3))
+        n1 = rng.integers(0, cfg.n_in + 1, cfg.timesteps)
+        n2 = rng.integers(0, cfg.n_hid + 1, cfg.timesteps)
+        name = ("infer", "erbp", "dfa")[mode]
+        assert doc_cycles(cfg, P, L, mode, list(n1), list(n2)) == (
+            presentation_cycles(cfg, P, name, n1, n2, L), synaptic_events(cfg, name, n1, n2))

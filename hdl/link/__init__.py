@@ -1,0 +1,2 @@
+"""The host link's components (``docs/protocol.md``), composed by
+:class:`hdl.protocol.ProtocolEngine`."""
