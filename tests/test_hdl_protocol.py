@@ -23,7 +23,7 @@ from sim.fixed import encode
 from sim.golden import GoldenModel
 from sw import protocol as pr
 from sw.protocol import END, ESC, Op, Status
-from tests.test_hdl_core import random_weights, stress_config
+from tests.support import random_weights, stress_config
 
 
 def small_cfg(**over):
