@@ -216,7 +216,7 @@ def format_mismatches(mismatches, *, context=None, limit=8):
         return "no differences"
     bad = sorted({m.sample for m in mismatches})
     fields = sorted({m.field for m in mismatches})
-    lines = [(f"{len(mismatches)} differences from the golden model in {len(bad)} "
+    lines = [(f"{len(mismatches)} difference(s) from the golden model in {len(bad)} "
               f"sample(s) {bad[:10]} (fields: {', '.join(fields)}); "
               f"first {min(limit, len(mismatches))}:")]
     for m in mismatches[:limit]:
@@ -243,7 +243,8 @@ class Scoreboard:
         return head + format_mismatches(self.mismatches, context=self.context, limit=limit)
 
     def check(self):
-        assert not self.mismatches, self.message()
+        if self.mismatches:
+            raise AssertionError(self.message())
 
 
 def activity(cfg, res, w_before, gold):
