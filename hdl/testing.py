@@ -167,7 +167,7 @@ class CoreDriver:
         self.cfg, self.P = core.cfg, core.lanes
         self.idle = idle if idle is not None else no_stalls()
         self.backpressure = backpressure if backpressure is not None else no_stalls()
-        self.stalls = dict(x_in=0, cmd=0, result=0)   # over the driver's life
+        self.stalls = {"x_in": 0, "cmd": 0, "result": 0}   # over the driver's life
         self.padding = None
 
     @classmethod

@@ -251,13 +251,13 @@ def activity(cfg, res, w_before, gold):
     """What one presentation exercised (so tests can check they did what they meant to)."""
     tv = res.trace
     lim = [cfg.s_min, cfg.s_max]
-    return dict(
-        hid_spikes=int(tv.s_hid.sum()), out_spikes=int(res.counts.sum()),
-        sat=int(np.isin(tv.v_hid, lim).sum() + np.isin(tv.u_hid, lim).sum()
-                + np.isin(tv.u_out, lim).sum()),
-        u_nonzero=int((tv.u_hid != 0).sum() + (tv.u_out != 0).sum()),
-        w_changed=int((gold.w1 != w_before[0]).sum() + (gold.w2 != w_before[1]).sum()),
-        w_sat=int(np.isin(gold.w1, [cfg.w_min, cfg.w_max]).sum()))
+    return {
+        "hid_spikes": int(tv.s_hid.sum()), "out_spikes": int(res.counts.sum()),
+        "sat": int(np.isin(tv.v_hid, lim).sum() + np.isin(tv.u_hid, lim).sum()
+                   + np.isin(tv.u_out, lim).sum()),
+        "u_nonzero": int((tv.u_hid != 0).sum() + (tv.u_out != 0).sum()),
+        "w_changed": int((gold.w1 != w_before[0]).sum() + (gold.w2 != w_before[1]).sum()),
+        "w_sat": int(np.isin(gold.w1, [cfg.w_min, cfg.w_max]).sum())}
 
 
 # ---- the standard run ------------------------------------------------------------------------

@@ -38,8 +38,8 @@ def golden_and_copy(mode="erbp", lanes=2, latency=1):
     rtl = Presentation(tr, res.counts.copy(), int(res.pred),
                        presentation_cycles(cfg, lanes, mode, s_in, s_hid, latency), steps,
                        synaptic_events(cfg, mode, s_in, s_hid))
-    kw = dict(mode=mode, x=x, lanes=lanes, latency=latency,
-              weights=(gold.w1.copy(), gold.w2.copy()), sample_counter=gold.sample_counter)
+    kw = {"mode": mode, "x": x, "lanes": lanes, "latency": latency,
+          "weights": (gold.w1.copy(), gold.w2.copy()), "sample_counter": gold.sample_counter}
     return gold, res, rtl, kw
 
 
@@ -72,8 +72,7 @@ def test_everything_else_is_compared():
     rtl.step_cycles[3] += 1
     rtl.events -= 1
     rtl.trace.seen[4, 1] = 0
-    w1, w2 = kw["weights"]
-    w2[1, 2] += 1
+    kw["weights"][1][1, 2] += 1
     kw["sample_counter"] += 1
     padding = [np.zeros((1, 1), np.int64), np.array([[0, 5]])]
     d = compare_presentation(0, gold, res, rtl, padding=padding, **kw)
@@ -97,7 +96,9 @@ def test_scoreboard_raises_with_the_report():
 
 
 def test_stall_generators_are_seeded():
-    take = lambda g: list(itertools.islice(g, 200))   # noqa: E731
+    def take(g):
+        return list(itertools.islice(g, 200))
+
     assert take(random_stalls("a", 0.25)) == take(random_stalls("a", 0.25))
     assert take(random_stalls("a", 0.25)) != take(random_stalls("b", 0.25))
     assert 20 < sum(take(random_stalls(3, 0.25))) < 80
