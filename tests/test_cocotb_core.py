@@ -50,7 +50,9 @@ def _wrapper(text, inner="snn_core", outer="core"):
 
 def _verilog(cfg, lanes, latency=1):
     from hdl.core import Core
-    text = cocotb_util.verilog(Core(cfg, lanes=lanes, weight_latency=latency), name="snn_core")
+    text = cocotb_util.cached_verilog(
+        lambda: Core(cfg, lanes=lanes, weight_latency=latency), "snn_core",
+        key=f"{json.dumps(cfg.to_dict(), sort_keys=True)} lanes={lanes} latency={latency}")
     return text + "\n" + _wrapper(text)
 
 
