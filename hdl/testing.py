@@ -149,9 +149,10 @@ class CoreDriver:
     Parameters
     ----------
     core : hdl.core.Core
-        The elaborated component (for its parameters: ``cfg``, ``lanes``, ``nb1``, ``nb2``,
+        The component driven (for its parameters: ``cfg``, ``lanes``, ``nb1``, ``nb2``,
         ``w_read_latency``); the simulation behind ``io`` may be its Verilog.
     io : AmaranthAdapter or tests.cocotb_util.CocotbAdapter
+        ``get(name)``, ``set(name, value)`` and ``async tick()`` on the core's ports.
     idle : iterator of bool, optional
         ``True`` holds ``x_in.valid`` / ``cmd.valid`` low for a cycle (default: never).
     backpressure : iterator of bool, optional
@@ -271,11 +272,14 @@ class CoreDriver:
         cycles = events = last_step = 0
         step_cycles = []
         started = False
+        last_ready = None
         for _ in range(max_cycles):
             accepted = not started and io.get("cmd.ready")
             started = started or accepted
             ready = not next(self.backpressure)
-            io.set("result.ready", ready)
+            if ready != last_ready:
+                io.set("result.ready", ready)
+                last_ready = ready
             if started:
                 cycles += 1
             if io.get("trace.valid"):
