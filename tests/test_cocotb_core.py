@@ -3,9 +3,10 @@
 Each case converts ``Core(cfg, lanes=P)`` to Verilog (``amaranth.back.verilog``), builds it
 once with the cocotb runner (Verilator by default; Icarus when ``SNN_SIM=icarus`` and
 ``iverilog`` is on PATH) under ``build/cocotb/`` (the machinery is in ``tests/cocotb_util.py``)
-and runs ``tests/cocotb_core_tb.py``, which checks spikes, V, U of every neuron at every
-step, counts, prediction, all weights, the sample counter and cycle counts after every
-presentation.
+and runs ``tests/cocotb_core_tb.py``: the standard run of ``tests/test_hdl_core.py`` (one
+driver, one checker, random stalls on the streams), which checks spikes, V, U of every
+neuron at every step, counts, prediction, all weights, the sample counter, cycle counts and
+synaptic events after every presentation.
 
 Knobs: ``SNN_COCOTB_SAMPLES=N`` presentations per case (default below), ``SNN_WAVES=1``
 waveforms (in the case's build directory), ``SNN_SIM=icarus``.
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 
 from tests import cocotb_util
-from tests.test_hdl_core import small_config, stress_config
+from tests.support import small_config, stress_config
 
 DEFAULT_SAMPLES = 9
 
@@ -49,7 +50,9 @@ def _wrapper(text, inner="snn_core", outer="core"):
 
 def _verilog(cfg, lanes, latency=1):
     from hdl.core import Core
-    text = cocotb_util.verilog(Core(cfg, lanes=lanes, weight_latency=latency), name="snn_core")
+    text = cocotb_util.cached_verilog(
+        lambda: Core(cfg, lanes=lanes, weight_latency=latency), "snn_core",
+        key=f"{json.dumps(cfg.to_dict(), sort_keys=True)} lanes={lanes} latency={latency}")
     return text + "\n" + _wrapper(text)
 
 
@@ -72,7 +75,7 @@ def run_cocotb(cfg, lanes, modes, n_samples, seed, name, latency=1):
 
 
 # (config seed, P, weight latency, modes): random small configurations
-# (tests/test_hdl_core.small_config, whose thresholds, widths and bounds make V, U and
+# (tests/support.small_config, whose thresholds, widths and bounds make V, U and
 # weights saturate), all modes mixed; the boards' latencies (1 on iCE40, 3 on ECP5).
 CASES = [
     (0, 1, 1, ["erbp", "infer", "dfa"]),
@@ -96,7 +99,7 @@ def test_cocotb_core_random(cfg_seed, lanes, latency, modes):
 
 @pytest.mark.parametrize("lanes", [1, 4])
 def test_cocotb_core_saturation(lanes):
-    """The stress configuration of tests/test_hdl_core.py: V, U and weights saturate."""
+    """The stress configuration of tests/support.py: V, U and weights saturate."""
     cfg = stress_config()
     act = run_cocotb(cfg, lanes, ["erbp", "dfa", "infer"], 6, seed=100 + lanes,
                      name=f"stress-P{lanes}")

@@ -3,17 +3,12 @@
 import numpy as np
 import pytest
 
-from spec.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
 from spec import protocol as pr
 from sw.driver import Board, BoardError, BoardTimeout, ConfigMismatch, DeviceRejected, open_serial
 from tests.fake_board import ModelPort
-
-CFG = Config(n_in=12, n_hid=9, n_out=3, timesteps=8, theta_hid=300, theta_out=120,
-             bmin_hid=-400, bmax_hid=800, bmin_out=-400, bmax_out=800, init_std_hid=8,
-             init_mean_hid=4, init_std_out=8, target_rate=128, lr_shift_hid=4, lr_shift_out=4,
-             dfa_shift_hid=4, dfa_shift_out=4)
+from tests.support import DRIVER_CFG as CFG
 
 
 def board(lanes=1, **kw):

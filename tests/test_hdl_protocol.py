@@ -23,7 +23,7 @@ from spec.fixed import encode
 from sim.golden import GoldenModel
 from spec import protocol as pr
 from spec.protocol import END, ESC, Op, Status
-from tests.test_hdl_core import random_weights, stress_config
+from tests.support import random_weights, stress_config
 
 
 def small_cfg(**over):

@@ -17,7 +17,7 @@ from spec.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
 from spec import protocol as pr
-from tests.test_driver import CFG as DRIVER_CFG
+from tests.support import DRIVER_CFG
 
 pytest.importorskip("serial")
 virtual = pytest.importorskip("sw.virtual")
