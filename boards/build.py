@@ -84,9 +84,11 @@ def _overrides(family, f_mhz):
     )
     if family == "ice40":
         # the UP5K's multiplier blocks take the core's one variable multiply (the error
-        # projection's c * esum) off the logic cells; -dff lets ABC map across flip-flops
-        # (-43 logic cells on the top level)
-        over["synth_opts"] = "-dsp -dff"
+        # projection's c * esum) off the logic cells. Not -dff: it saved about 45 logic
+        # cells, but the WebAssembly ABC's recursion then exhausts its stack on some top
+        # levels ("wasm trap: call stack exhausted" in Aig_ManDupDfs_rec), depending on
+        # small netlist changes
+        over["synth_opts"] = "-dsp"
     return over
 
 
