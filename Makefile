@@ -21,7 +21,7 @@ help:
 	@echo "make demo-golden  the same on the NumPy golden model (10 epochs, about a minute)"
 	@echo "make test      run the test suite (fast tier; what CI runs)"
 	@echo "make test-slow also run the slow tests"
-	@echo "make lint      check that imports go one way (import-linter); make test runs it"
+	@echo "make lint      import-linter (imports go one way) and ruff; make test runs both"
 	@echo "make bench     measure accuracy and speed, write bench/results.md and .json"
 	@echo "make bitstream BOARD=icebreaker|ulx3s-85f|orangecrab-25f"
 	@echo "               build with Yosys + nextpnr (YoWASP); bitstream and report.json in build/boards/"
@@ -47,9 +47,10 @@ demo-golden: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# imports go one way (pyproject.toml [tool.importlinter])
+# imports go one way (pyproject.toml [tool.importlinter]); ruff's rule set is in pyproject.toml
 lint: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check .
 
 test-slow: $(STAMP) lint
 	$(BIN)/python -m pytest -q

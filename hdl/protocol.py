@@ -81,7 +81,7 @@ from amaranth.hdl import Module, Shape, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .core import Core, regs_layout, reg_values
+from .core import Core, reg_values, regs_layout
 from .link.executor import COUNTER_OFFSETS, Executor
 from .link.receiver import FrameReceiver
 from .link.slip import SlipDecoder, SlipEncoder
@@ -91,8 +91,19 @@ __all__ = ["ProtocolEngine", "Op", "Status", "VERSION", "MAGIC", "END", "ESC", "
            "ESC_ESC", "default_max_frame", "reg_ranges", "COUNTER_OFFSETS"]
 
 # The protocol's constants are defined once, in the host codec (pure Python, no I/O).
-from spec.protocol import (END, ESC, ESC_END, ESC_ESC, MAGIC, VERSION,  # noqa: E402
-                         REGISTERS, Op, Status, default_max_frame, reg_range)
+from spec.protocol import (
+    END,
+    ESC,
+    ESC_END,
+    ESC_ESC,
+    MAGIC,
+    REGISTERS,
+    VERSION,
+    Op,
+    Status,
+    default_max_frame,
+    reg_range,
+)
 
 
 def _bytes_per(bits):

@@ -18,19 +18,21 @@ import struct
 import numpy as np
 
 from spec import link
+from spec import protocol as pr
 from spec.cycles import presentation_cycles, synaptic_events
+from spec.protocol import Op, Status
 from spec.registers import REGISTERS
 from spec.rules import MODE_NAMES
-from spec import protocol as pr
-from spec.protocol import Op, Status
+
 from .golden import GoldenModel
 
 __all__ = ["DeviceModel"]
 
 
 class DeviceModel:
-    def __init__(self, cfg, lanes: int = 1, *, clk_hz: int = link.CLK_HZ, divisor: int = link.DIVISOR,
-                 max_frame: int | None = None, weight_latency: int = 1):
+    def __init__(self, cfg, lanes: int = 1, *, clk_hz: int = link.CLK_HZ,
+                 divisor: int = link.DIVISOR, max_frame: int | None = None,
+                 weight_latency: int = 1):
         self.cfg = cfg
         self.lanes = lanes
         self.weight_latency = weight_latency    # of the core: only the cycle counts see it

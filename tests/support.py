@@ -10,10 +10,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from spec.cycles import cycles_per_step, presentation_cycles, synaptic_events
-from spec.config import Config
-from spec.fixed import encode
 from sim.golden import GoldenModel
+from spec.config import Config
+from spec.cycles import cycles_per_step, presentation_cycles, synaptic_events
+from spec.fixed import encode
 
 __all__ = [
     "DRIVER_CFG",

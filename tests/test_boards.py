@@ -11,11 +11,19 @@ from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from boards import build as bb
-from boards.memory import (BANK_WORDS, LUTRAM_WORDS, ICE40Memory, RW_UNDEF_ATTR, BankedMemory,
-                           BoardMemory, SPRAMMemory, ecp5_memory)
-from hdl.mem import WordMemory
+from boards.memory import (
+    BANK_WORDS,
+    LUTRAM_WORDS,
+    RW_UNDEF_ATTR,
+    BankedMemory,
+    BoardMemory,
+    ICE40Memory,
+    SPRAMMemory,
+    ecp5_memory,
+)
 from boards.pll import PLLError, ecp5_pll_params, ice40_pll_params
 from hdl.core import Core
+from hdl.mem import WordMemory
 from spec.config import Config
 
 
@@ -195,8 +203,9 @@ def test_program_with_the_real_loader_fails_clearly(tmp_path):
 
 
 def test_critical_path_names_its_ends_and_sources():
-    step = lambda d, frm=None, to=None, src=(): {"delay": d, "from": frm, "to": to,
-                                                 "sources": list(src)}
+    def step(d, frm=None, to=None, src=()):
+        return {"delay": d, "from": frm, "to": to, "sources": list(src)}
+
     rep = {"critical_paths": [
         {"path": [step(1.0, {"cell": "top.a_SB_DFF_Q"}), step(2.0, to={"cell": "top.b"})]},
         {"path": [step(1.5, {"cell": "top.engine.k_SB_DFFESR_Q_3_D_SB_LUT4_O_LC"}),

@@ -31,7 +31,7 @@ def test_cycles_worked_example_matches_the_formulas():
     text = (DOCS / "cycles.md").read_text()
     block = re.search(r"<!-- cycles-example -->\n(.*?)<!-- /cycles-example -->", text, re.S)
     assert block, "docs/cycles.md lost its example markers"
-    table = [ln for ln in block.group(1).strip().splitlines()[2:]]
+    table = block.group(1).strip().splitlines()[2:]
     assert table == cycles_example_rows(), "\n".join(["docs/cycles.md should read:"]
                                                       + cycles_example_rows())
 

@@ -6,10 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec.config import Config
-from spec.fixed import (center_error, dither, encode, encoder_phase, feedback_matrix, hash32,
-                       sround, stream_key, target_train)
 from sim.golden import GoldenModel, init_weights
+from spec.config import Config
+from spec.fixed import (
+    center_error,
+    dither,
+    encode,
+    encoder_phase,
+    feedback_matrix,
+    hash32,
+    sround,
+    stream_key,
+    target_train,
+)
 
 M32 = 0xFFFFFFFF
 
@@ -290,6 +299,7 @@ def test_wide_configurations_stay_exact():
     """Sums beyond float32's 2**24 (16-bit weights, 700 inputs; DFA with shift 0): the
     batched and vectorised paths must still equal the scalar reference."""
     import random
+
     from sim.reference import ref_present
     cfg = Config(n_in=700, n_hid=5, n_out=3, w_bits=16, state_bits=32, timesteps=6,
                  theta_hid=1 << 28, theta_out=1 << 20, dfa_shift_hid=0, dfa_shift_out=0,

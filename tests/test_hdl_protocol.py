@@ -17,11 +17,11 @@ from amaranth.sim import Simulator
 
 from hdl.core import presentation_cycles, synaptic_events
 from hdl.protocol import ProtocolEngine, default_max_frame
-from spec.config import Config
 from sim.device import DeviceModel
-from spec.fixed import encode
 from sim.golden import GoldenModel
 from spec import protocol as pr
+from spec.config import Config
+from spec.fixed import encode
 from spec.protocol import END, ESC, Op, Status
 from tests.support import random_weights, stress_config
 
@@ -678,6 +678,7 @@ def test_fuzz_long(lanes):
 # ---- the top level, through the UART ----------------------------------------------------------
 def test_top_ports_in_verilog():
     from amaranth.back import verilog
+
     from hdl.top import Top
     text = verilog.convert(Top(small_cfg(), lanes=1, divisor=4), name="snn_top")
     head = text[text.index("module snn_top("):]

@@ -280,7 +280,10 @@ def test_rx_overrun():
     data = [0x11, 0x22, 0x33, 0x44]
     levels = waveform(frames(data, n, [2, 0, 0, 3 * n]))
     release = 2 + 30 * n + rx_latency(n) + 2       # after the third byte completed
-    dut_ready = lambda t: int(t >= release)
+
+    def dut_ready(t):
+        return int(t >= release)
+
     log = run_rx(levels, n, ready=dut_ready)
     assert log.data == [0x11, 0x44]
     assert log.at[0] == release

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from spec.config import Config
 from spec import protocol as pr
+from spec.config import Config
 
 
 def test_crc_check_value():
@@ -36,7 +37,8 @@ def test_slip_bad_escape_and_resync():
 def test_request_reply_and_errors():
     wire = pr.request(7, pr.Op.IDENTIFY)
     frame = pr.SlipDecoder().feed(wire)[0]
-    assert frame[:2] == bytes([7, 1]) and pr.crc16(frame[:-2]) == int.from_bytes(frame[-2:], "little")
+    assert frame[:2] == bytes([7, 1])
+    assert pr.crc16(frame[:-2]) == int.from_bytes(frame[-2:], "little")
     rep = pr.parse_reply(pr.reply_frame(7, pr.Op.PRESENT, pr.Status.OK, b"abc"))
     assert (rep.seq, rep.op, rep.status, rep.payload) == (7, pr.Op.PRESENT, pr.Status.OK, b"abc")
     bad = bytearray(pr.reply_frame(7, pr.Op.PRESENT, pr.Status.OK, b"abc"))

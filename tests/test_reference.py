@@ -11,17 +11,23 @@ end keep them fixed.
 from __future__ import annotations
 
 import random
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spec.config import Config
 from sim.golden import GoldenModel
-from sim.reference import (ref_dither, ref_encode, ref_feedback, ref_hash32, ref_phase_step,
-                           ref_present)
+from sim.reference import (
+    ref_dither,
+    ref_encode,
+    ref_feedback,
+    ref_hash32,
+    ref_phase_step,
+    ref_present,
+)
+from spec.config import Config
 
 TRACE_FIELDS = ("s_in", "s_hid", "v_hid", "u_hid", "s_out", "v_out", "u_out", "target")
 M32 = 0xFFFFFFFF
@@ -157,7 +163,7 @@ def hidden_learning_config(rng: random.Random) -> Config:
                        bmin_hid=cfg.s_min, bmax_hid=cfg.s_max - rng.choice([0, cfg.s_max // 2]))
 
 
-@lru_cache(maxsize=None)
+@cache
 def run_scenario(idx: int, family: str = "random"):
     """One random configuration, one model, several consecutive presentations in mixed
     modes; compares every presentation; returns the configuration, the tally of saturations

@@ -11,7 +11,8 @@ from sim.device import DeviceModel
 from spec import protocol as pr
 from spec.config import MODES, RULES, Config, ConfigError
 from spec.registers import NAMES, REGISTERS, register
-from spec.rules import MODES as MODE_NUMBERS, RULE_NAMES, learning_shifts, mode_number
+from spec.rules import MODES as MODE_NUMBERS
+from spec.rules import RULE_NAMES, learning_shifts, mode_number
 
 CONFIGS = [Config(), Config(state_bits=13, in_bits=6, w_bits=6, target_rate=40, init_std_hid=8,
                            init_mean_hid=4, init_std_out=8), Config(state_bits=24)]

@@ -9,8 +9,8 @@ import pytest
 
 from hdl.core import cycles_per_step, presentation_cycles, synaptic_events
 from hdl.testing import Presentation, Trace, random_stalls
-from spec.fixed import encode
 from sim.golden import GoldenModel
+from spec.fixed import encode
 from tests.support import (
     Mismatch,
     Scoreboard,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spec.config import Config, ConfigError, markdown_table
 from sim.golden import init_weights
+from spec.config import Config, ConfigError, markdown_table
 from sw.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from sw.cli import main
 

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from spec.config import Config
 from sim.device import DeviceModel
 from sim.golden import GoldenModel, init_weights
 from spec import protocol as pr
+from spec.config import Config
 from tests.support import DRIVER_CFG
 
 pytest.importorskip("serial")
@@ -196,6 +196,7 @@ def test_host_that_stops_mid_frame_loses_nothing():
     and the driver gets its answers (the partial frame is answered BAD_CRC when the next
     frame's leading END closes it, and the driver resends)."""
     import serial
+
     from sw.driver import Board
     cfg, lanes = SMALL, 2
     with start(cfg, lanes) as vb:

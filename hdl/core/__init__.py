@@ -140,10 +140,11 @@ Hardware notes
 """
 
 # the private helpers are re-exported for the tests that check them (tests/test_hdl_arith.py)
+from spec.cycles import cycles_per_step, presentation_cycles, synaptic_events
+
 from .arith import sat as _sat  # noqa: F401
 from .arith import shl_sat as _shl_sat  # noqa: F401
 from .core import MAX_WEIGHT_LATENCY, Core
-from spec.cycles import cycles_per_step, presentation_cycles, synaptic_events
 from .layouts import (
            MODE_NAMES,
            Mode,
