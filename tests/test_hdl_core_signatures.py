@@ -9,6 +9,7 @@ from hdl.core.feedback import FeedbackPort, HashedFeedback
 from hdl.core.projection import ErrorProjection
 from hdl.core.readout import Readout
 from hdl.core.rules import DFA, ERBP, RULES, RuleSet
+from spec.rules import RULES as SPEC_RULES
 
 
 def test_signatures_compare_by_parameters():
@@ -41,6 +42,13 @@ def test_rule_set():
     assert RULES.forward == [ERBP] and RULES.replay == [DFA]
     with pytest.raises(ValueError):
         RuleSet(ERBP, ERBP)
+    # every rule of spec.rules has its hardware, with the mode and shifts spec.rules gives
+    with pytest.raises(ValueError, match="no hardware for the rules \\['dfa'\\]"):
+        RuleSet(ERBP)
+    for hw in RULES.rules:
+        rule = SPEC_RULES[hw.name]
+        assert (hw.mode.value, hw.error, hw.shift) == (rule.mode, rule.error,
+                                                       (rule.shift_hid, rule.shift_out))
     # the choices come down to the mode and the replay flag
     assert RULES.modes_with("error", "step") == [Mode.ERBP]
     assert RULES.modes_with("phase", "replay") == [Mode.DFA]

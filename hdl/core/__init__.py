@@ -146,13 +146,13 @@ from .arith import sat as _sat  # noqa: F401
 from .arith import shl_sat as _shl_sat  # noqa: F401
 from .core import MAX_WEIGHT_LATENCY, Core
 from .layouts import (
-           MODE_NAMES,
-           Mode,
-           cmd_layout,
-           reg_values,
-           regs_layout,
-           result_layout,
-           trace_layout,
+                      MODE_NAMES,
+                      Mode,
+                      cmd_layout,
+                      reg_values,
+                      regs_layout,
+                      result_layout,
+                      trace_layout,
 )
 from .layouts import nblocks as _nblocks  # noqa: F401
 from .scalar_hash import HASH_LATENCY

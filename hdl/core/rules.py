@@ -15,35 +15,36 @@ A rule declares
   projection shifted by ``err_shift``) or ``"set"`` (``DFAU``: the projection as it is).
 
 :data:`RULES` combines them into the expressions the components use (the sequencer, the
-lanes); with today's two rules these are exactly the multiplexers the core always had. A new
-rule is a new class here (and its mode); the components consult :data:`RULES` only.
+lanes); with today's two rules these are exactly the multiplexers the core always had. The
+mode, error timing and shift registers come from :data:`spec.rules.RULES` (the one definition);
+the hardware choices (gate, dendrite) are added here. A new rule is a new entry here; the
+components consult :data:`RULES` only.
 """
 
 from amaranth.hdl import Mux
+
+from spec.rules import RULES as SPEC_RULES
 
 from .layouts import Mode
 
 __all__ = ["DFA", "ERBP", "RULES", "RuleSet"]
 
 
-class ERBP:
-    """Event-driven random backpropagation (spec 6.2)."""
-    mode = Mode.ERBP
-    phase = "forward"
-    error = "step"
-    gate = "box"
-    shift = ("lr_shift_hid", "lr_shift_out")
-    dendrite = "shifted"
+def _hardware(name, *, gate, dendrite, doc):
+    """The hardware of the rule ``name`` of :data:`spec.rules.RULES`: its mode, error timing
+    and shift registers come from there; ``phase`` follows from the error timing (a
+    per-sample error is applied by a replay)."""
+    rule = SPEC_RULES[name]
+    return type(name.upper(), (), {
+        "__doc__": doc, "name": name, "mode": Mode(rule.mode), "error": rule.error,
+        "phase": "replay" if rule.error == "sample" else "forward", "gate": gate,
+        "shift": (rule.shift_hid, rule.shift_out), "dendrite": dendrite})
 
 
-class DFA:
-    """Direct feedback alignment on the sample's count error (spec 6.3)."""
-    mode = Mode.DFA
-    phase = "replay"
-    error = "sample"
-    gate = "raster"
-    shift = ("dfa_shift_hid", "dfa_shift_out")
-    dendrite = "set"
+ERBP = _hardware("erbp", gate="box", dendrite="shifted",
+                 doc="Event-driven random backpropagation (spec 6.2).")
+DFA = _hardware("dfa", gate="raster", dendrite="set",
+                doc="Direct feedback alignment on the sample's count error (spec 6.3).")
 
 
 class RuleSet:
@@ -60,6 +61,9 @@ class RuleSet:
         self.replay = [r for r in rules if r.phase == "replay"]
         if len(self.forward) > 1 or len(self.replay) > 1:
             raise ValueError("at most one forward and one replay rule")
+        missing = set(SPEC_RULES) - {r.name for r in rules}
+        if missing:
+            raise ValueError(f"no hardware for the rules {sorted(missing)} of spec.rules")
         for r in rules:
             if r.gate != ("raster" if r.phase == "replay" else "box"):
                 raise ValueError(f"{r.__name__}: a {r.phase} rule's gate cannot be {r.gate}")
