@@ -46,3 +46,20 @@ def test_register_tables_are_the_register_map():
         assert _between((DOCS / doc).read_text(), "register-table") == table, \
             f"docs/{doc}: the register table is stale; regenerate it with " \
             "python -m spec.registers --markdown"
+
+
+def test_architecture_names_files_and_components_that_exist():
+    """docs/architecture.md: every file it names exists, every component class it names is
+    defined in the file of its row."""
+    root = DOCS.parent
+    text = (DOCS / "architecture.md").read_text()
+    paths = set(re.findall(r"`((?:spec|sim|hdl|sw|boards|bench|tests|docs)/[\w/.]*)`", text))
+    assert len(paths) > 15
+    missing = [p for p in paths if not (root / p).exists()]
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"
+    for pkg, heading in (("hdl/core", "## The core"), ("hdl/link", "## The host link")):
+        section = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        for file, classes in re.findall(r"^\| `(\w+\.py)` \| ([^|]*) \|", section, re.M):
+            source = (root / pkg / file).read_text()
+            for cls in re.findall(r"`(\w+)`", classes):
+                assert re.search(rf"^(class {cls}\b|{cls} = )", source, re.M), (pkg, file, cls)
