@@ -7,6 +7,7 @@ import pytest
 from hdl.core import Core
 from hdl.testing import AmaranthAdapter, CoreDriver, run_sim
 from spec.config import Config
+from spec.rules import RULE_NAMES
 from tests.support import (
     STALL_PROBABILITY,
     random_weights,
@@ -86,7 +87,7 @@ def test_core_dfa(lanes, cfg_seed):
     assert total(act, "w_changed") > 0
 
 
-@pytest.mark.parametrize("mode", ["erbp", "dfa"])
+@pytest.mark.parametrize("mode", RULE_NAMES)
 @pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_core_saturation(mode, lanes):
     cfg = stress_config()
