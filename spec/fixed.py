@@ -1,8 +1,9 @@
-"""Integer primitives of the specification (``docs/spec.md`` sections 2 and 3).
+"""Integer primitives of the specification (``docs/spec.md`` sections 2, 3 and 6.1).
 
 Everything here works on NumPy integer arrays (or Python ints) and is exactly what the
-hardware computes: saturation, arithmetic shifts, stochastic rounding, the 32-bit hash, and
-the three things derived from the hash (feedback signs, rounding dither, encoder phases).
+hardware computes: saturation, arithmetic shifts, stochastic rounding, the error projection
+(section 6.1), the 32-bit hash, and the three things derived from the hash (feedback signs,
+rounding dither, encoder phases).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from .config import Config
 
 __all__ = [
     "MASK32", "GOLDEN32", "HASH_ROUNDS", "HASH_STEPS", "DOMAIN_FEEDBACK", "DOMAIN_DITHER",
-    "sat", "sround", "center_error", "hash32", "stream_key", "feedback_matrix", "dither",
-    "encoder_phase", "encode", "target_train",
+    "sat", "sround", "center_error", "feedback_values", "project_error", "hash32", "stream_key",
+    "feedback_matrix", "dither", "encoder_phase", "encode", "target_train",
 ]
 
 MASK32 = 0xFFFFFFFF
@@ -47,6 +48,25 @@ def center_error(e):
     random direction whenever the outputs are too active or too quiet overall."""
     e = np.asarray(e, dtype=np.int64)
     return e.shape[-1] * e - e.sum(-1, keepdims=True)
+
+
+def feedback_values(b_bits: int) -> np.ndarray:
+    """The values an entry of ``B`` can take in a feedback source of ``b_bits`` bits: -1 and
+    +1 for ``b_bits == 1`` (a sign bit: 1 is +1, 0 is -1; the hashed ``B``), else the
+    two's-complement integers ``-2**(b_bits-1) .. 2**(b_bits-1) - 1``."""
+    if not isinstance(b_bits, (int, np.integer)) or b_bits < 1:
+        raise ValueError(f"b_bits must be an integer >= 1, not {b_bits!r}")
+    if b_bits == 1:
+        return np.array([-1, 1], np.int64)
+    return np.arange(-(1 << (b_bits - 1)), 1 << (b_bits - 1), dtype=np.int64)
+
+
+def project_error(B, e):
+    """The error reaching the hidden layer (spec 6.1): ``sum_k B[j, k] * ec[k]`` with
+    ``ec = center_error(e)``, for any integer ``B`` of shape ``(n_hid, n_out)`` (the +-1 of
+    the hashed source or the small signed integers of a ``b_bits >= 2`` source); over the
+    last axis of ``e``, so ``(..., n_out)`` gives ``(..., n_hid)``. Exact in int64."""
+    return center_error(e) @ np.asarray(B, dtype=np.int64).T
 
 
 def hash32(x):

@@ -14,7 +14,9 @@ from spec.fixed import (
     encode,
     encoder_phase,
     feedback_matrix,
+    feedback_values,
     hash32,
+    project_error,
     sround,
     stream_key,
     target_train,
@@ -115,6 +117,64 @@ def test_center_error_removes_common_mode():
     ec = center_error(e)
     assert ec.sum() == 0
     np.testing.assert_array_equal(ec, 5 * e - 2)
+
+
+def test_feedback_values():
+    np.testing.assert_array_equal(feedback_values(1), [-1, 1])
+    np.testing.assert_array_equal(feedback_values(3), np.arange(-4, 4))
+    for bad in (0, -1, 1.0):
+        with pytest.raises(ValueError, match="b_bits"):
+            feedback_values(bad)
+
+
+@pytest.mark.parametrize("b_bits", [1, 2, 3, 4])
+def test_project_error_matches_written_definition(b_bits):
+    """sum_k B[j, k] (n_out e[k] - sum_m e[m]) as written in spec 6.1, for any signed B."""
+    rng = np.random.default_rng(b_bits)
+    B = rng.choice(feedback_values(b_bits), (6, 5))
+    e = rng.integers(-9, 10, (3, 5))            # a batch of errors
+    want = [[sum(int(B[j, k]) * (5 * int(x[k]) - int(x.sum())) for k in range(5))
+             for j in range(6)] for x in e]
+    np.testing.assert_array_equal(project_error(B, e), want)
+    np.testing.assert_array_equal(project_error(B, e[0]), want[0])
+
+
+@pytest.mark.parametrize("n_out", [1, 2, 3, 10, 33])
+def test_project_error_is_the_sign_forms_for_pm1(n_out):
+    """For B = +-1 the general projection equals today's three forms: the golden DFA
+    ``B @ center_error(e)``, the golden eRBP ``(n_out B - rowsum) e`` and the hardware's
+    ``2 (n_out S - c esum)`` (S: the sum of e over the c entries +1 of a row)."""
+    rng = np.random.default_rng(n_out)
+    for T in (1, 16):                           # eRBP errors -1..1, DFA counts -T..T
+        B = rng.choice(feedback_values(1), (9, n_out))
+        e = rng.integers(-T, T + 1, n_out)
+        got = project_error(B, e)
+        np.testing.assert_array_equal(got, B @ center_error(e))
+        np.testing.assert_array_equal(got, (n_out * B - B.sum(1, keepdims=True)) @ e)
+        plus = B > 0
+        np.testing.assert_array_equal(
+            got, 2 * (n_out * (plus * e).sum(1) - plus.sum(1) * e.sum()))
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_golden_projection_is_project_error(seed):
+    """The golden model's own projection (both rules, its hashed +-1 B) is project_error:
+    the DFA ``U_hid`` of a sample, and eRBP's ``U_hid`` step by step (spec 6.2)."""
+    cfg = Config(n_in=6, n_hid=7, n_out=4, timesteps=8, state_bits=32, seed=seed,
+                 theta_hid=200, theta_out=60, target_rate=200, err_shift_hid=1)
+    rng = np.random.default_rng(seed)
+    w1, w2 = rng.integers(-20, 80, (6, 7)), rng.integers(-30, 90, (7, 4))
+    x = rng.integers(0, 256, 6)
+    m = GoldenModel(cfg, w1, w2)
+    res = m.present(x, 1, mode="dfa")
+    e = target_train(cfg, 1).sum(0) - res.counts
+    np.testing.assert_array_equal(res.u_hid, project_error(m.feedback, e))
+    tr = GoldenModel(cfg, w1, w2).present(x, 1, mode="erbp", trace=True).trace
+    u = np.zeros(cfg.n_hid, np.int64)
+    for t in range(cfg.timesteps):
+        e = tr.target[t].astype(np.int64) - tr.s_out[t]
+        u = u - (u >> cfg.leak_u) + (project_error(m.feedback, e) << cfg.err_shift_hid)
+        np.testing.assert_array_equal(tr.u_hid[t], u)
 
 
 # ---- encoder -----------------------------------------------------------------------------

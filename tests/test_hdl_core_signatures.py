@@ -1,11 +1,12 @@
 """The core's component signatures: equality, repr, parameter checks, and the rule set."""
 
 import pytest
-from amaranth.hdl import Const
+from amaranth.hdl import Const, signed, unsigned
+from amaranth.lib import data
 
 from hdl.core import Mode
 from hdl.core.dither import Dither
-from hdl.core.feedback import FeedbackPort, HashedFeedback
+from hdl.core.feedback import FeedbackPort, HashedFeedback, feedback_layout
 from hdl.core.projection import ErrorProjection
 from hdl.core.readout import Readout
 from hdl.core.rules import DFA, ERBP, RULES, RuleSet
@@ -35,6 +36,41 @@ def test_signatures_compare_by_parameters():
 def test_bad_parameters(make, exc):
     with pytest.raises(exc):
         make()
+
+
+def _projection(b_bits):
+    return ErrorProjection.Signature(n_out=3, lanes=2, timesteps=4, state_bits=8, n_blocks=3,
+                                     b_bits=b_bits)
+
+
+@pytest.mark.parametrize("b_bits", [1, 2, 3, 4])
+def test_feedback_shapes_match(b_bits):
+    """The feedback port's data and the projection's ``b_row`` have one layout: a bit per
+    entry (a sign) for ``b_bits = 1``, else ``n_out`` signed entries per lane."""
+    port = FeedbackPort.Signature(lanes=2, n_hid=5, n_out=3, b_bits=b_bits)
+    want = (data.ArrayLayout(unsigned(3), 2) if b_bits == 1 else
+            data.ArrayLayout(data.ArrayLayout(signed(b_bits), 3), 2))
+    assert feedback_layout(3, 2, b_bits) == want
+    assert port.members["data"].shape == want
+    assert _projection(b_bits).members["b_row"].shape == want
+    assert port.b_bits == b_bits == _projection(b_bits).b_bits
+    assert (port == FeedbackPort.Signature(lanes=2, n_hid=5, n_out=3)) == (b_bits == 1)
+
+
+def test_hashed_feedback_is_a_sign_source():
+    read = HashedFeedback.Signature(lanes=2, n_hid=5, n_out=3).members["read"].signature
+    assert read.b_bits == 1
+    assert read.members["data"].shape == _projection(1).members["b_row"].shape
+
+
+@pytest.mark.parametrize("b_bits,exc", [(0, ValueError), (-2, ValueError),
+                                        (1.0, TypeError), (True, TypeError)])
+def test_bad_b_bits(b_bits, exc):
+    msg = "b_bits must be"
+    with pytest.raises(exc, match=msg):
+        FeedbackPort.Signature(lanes=2, n_hid=5, n_out=3, b_bits=b_bits)
+    with pytest.raises(exc, match=msg):
+        _projection(b_bits)
 
 
 def test_rule_set():

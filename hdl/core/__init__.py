@@ -131,7 +131,10 @@ Hardware notes
   ``B`` per neuron per step (``n_out`` hashes each on the fly).
 * The hidden error projection ``sum_k B[j,k] ec[k]`` is ``2 (n_out S - c esum)`` with ``S``
   the sum of ``e[k]`` over the ``c`` outputs with ``B[j,k] = +1``: no centered errors are
-  stored, no negations.
+  stored, no negations. The projection takes the width of ``B``'s entries (``b_bits``)
+  from the feedback source's port: a source of small signed integers (``b_bits >= 2``)
+  gets ``n_out S - r esum`` with ``S = sum_k B[j,k] e[k]``, ``r`` the row sum, in the
+  same four stages.
 * Area and clock on the boards: ``boards/`` (``python -m boards.build``) reports them.
   The weight memories need one read and one write per cycle (read-modify-write pipeline),
   so ``w1`` cannot go to the UP5K's single-port SPRAM without halving the integration

@@ -130,8 +130,10 @@ class Core(wiring.Component):
         m.submodules.lists = lists = SpikeLists(n_in=n_in, nb1=nb1, lanes=P, memory=mem)
         m.submodules.lanes = lanes = NeuronLanes(cfg, lanes=P, regs=regs_layout(cfg), memory=mem)
         m.submodules.dither = dither = Dither(lanes=P, n_hid=n_hid)
+        # the projection takes B as the feedback source's port has it (b_bits)
         m.submodules.proj = proj = ErrorProjection(n_out=n_out, lanes=P, timesteps=T,
-                                                   state_bits=cfg.state_bits, n_blocks=nb)
+                                                   state_bits=cfg.state_bits, n_blocks=nb,
+                                                   b_bits=fbs.read.signature.b_bits)
         m.submodules.syn = syn = Synapses(cfg, lanes=P, nb1=nb1, nb2=nb2, latency=L,
                                           memory=mem, event_gate=self._event_gate)
         m.submodules.raster = raster = Raster(lanes=P, timesteps=T, nb1=nb1, nb2=nb2,

@@ -1,43 +1,62 @@
 """Feedback sources: where the error projection gets the rows of ``B`` from.
 
 The projection reads ``B`` through :class:`FeedbackPort` only (one word of ``P`` rows of
-``n_out`` bits per block, one cycle of latency), so a source that stores a host-written or
-learned ``B`` is a second component with the same port, not a change of the projection.
-Today's source is :class:`HashedFeedback`: ``B`` is hashed into a RAM once per learning
-presentation (``KEYS`` / ``FB``).
+``n_out`` entries of ``b_bits`` bits per block, one cycle of latency), so a source that
+stores a host-written or learned ``B`` of small signed integers is a second component with
+the same port, not a change of the projection (:class:`~.projection.ErrorProjection` takes
+``b_bits`` from the port's signature). Today's source is :class:`HashedFeedback`: ``B = +-1``
+(``b_bits = 1``) is hashed into a RAM once per learning presentation (``KEYS`` / ``FB``).
 """
 
-from amaranth.hdl import Cat, Module, Signal, unsigned
+from amaranth.hdl import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..mem import WordMemory
 from .signature import ParamSignature, check_int
 
-__all__ = ["FeedbackPort", "HashedFeedback"]
+__all__ = ["FeedbackPort", "HashedFeedback", "feedback_layout"]
+
+
+def feedback_layout(n_out, lanes, b_bits=1):
+    """The ``B`` rows of one block, row ``l`` (of hidden neuron ``b P + l``) in lane ``l``.
+
+    ``b_bits == 1``: ``ArrayLayout(unsigned(n_out), lanes)``, one bit per entry, bit ``k``
+    of a row is ``B[j, k]`` as a sign (1: +1, 0: -1; ``spec.fixed.feedback_values``).
+    ``b_bits >= 2``: ``ArrayLayout(ArrayLayout(signed(b_bits), n_out), lanes)``, each entry
+    the two's-complement integer in ``-2**(b_bits-1) .. 2**(b_bits-1) - 1`` (bits
+    ``b_bits k .. b_bits k + b_bits - 1`` of its row).
+    """
+    check_int("n_out", n_out, 1)
+    check_int("lanes", lanes, 1)
+    check_int("b_bits", b_bits, 1)
+    if b_bits == 1:
+        return data.ArrayLayout(unsigned(n_out), lanes)
+    return data.ArrayLayout(data.ArrayLayout(signed(b_bits), n_out), lanes)
 
 
 class FeedbackPort:
     """The read port of a feedback source (the consumer's view: ``addr`` out, ``data`` in)."""
 
     class Signature(ParamSignature):
-        """Members: ``addr`` Out(range(blocks)), ``data`` In(ArrayLayout(unsigned(n_out),
-        lanes)): the ``B`` rows of block ``addr`` of one cycle before."""
+        """Members: ``addr`` Out(range(blocks)), ``data`` In(feedback_layout(n_out, lanes,
+        b_bits)): the ``B`` rows of block ``addr`` of one cycle before. ``b_bits`` is the
+        width of an entry of ``B`` (1: a sign; see :func:`feedback_layout`)."""
 
-        def __init__(self, *, lanes, n_hid, n_out):
+        def __init__(self, *, lanes, n_hid, n_out, b_bits=1):
             check_int("lanes", lanes, 1)
             check_int("n_hid", n_hid, 1)
-            check_int("n_out", n_out, 1)
             nb1 = -(-n_hid // lanes)
             super().__init__({
                 "addr": Out(range(max(nb1, 1))),
-                "data": In(data.ArrayLayout(unsigned(n_out), lanes)),
-            }, lanes=lanes, n_hid=n_hid, n_out=n_out)
+                "data": In(feedback_layout(n_out, lanes, b_bits)),
+            }, lanes=lanes, n_hid=n_hid, n_out=n_out, b_bits=b_bits)
 
 
 class HashedFeedback(wiring.Component):
     """``B[j, k]`` = bit ``k mod 32`` of ``hash32(key1 ^ j ^ ((k >> 5) << 16))`` (spec 6.1),
-    hashed into a single-port RAM of ``NB1`` words, one bit a cycle.
+    hashed into a single-port RAM of ``NB1`` words, one bit a cycle: a source of signs,
+    ``b_bits = 1``.
 
     The hashes are issued ``HASH_LATENCY`` cycles ahead of their bits (``issue``; the
     sequencer gives the scalar hash ``h_in`` while ``rows_issued`` is low) and taken as
@@ -67,7 +86,8 @@ class HashedFeedback(wiring.Component):
     class Signature(ParamSignature):
         def __init__(self, *, lanes, n_hid, n_out):
             super().__init__({
-                "read": In(FeedbackPort.Signature(lanes=lanes, n_hid=n_hid, n_out=n_out)),
+                "read": In(FeedbackPort.Signature(lanes=lanes, n_hid=n_hid, n_out=n_out,
+                                                  b_bits=1)),
                 "start": In(1), "key": In(32), "issue": In(1), "h_in": Out(32),
                 "rows_issued": Out(1), "h_q": In(32), "fill": In(1),
                 "k": In(range(max(n_out, 2))), "done": Out(1),
@@ -82,8 +102,7 @@ class HashedFeedback(wiring.Component):
         P, n_out = self.signature.lanes, self.signature.n_out
         nb1 = -(-self.signature.n_hid // P)
         # Never read (usefully) in a cycle it is written: a single-port RAM will do.
-        m.submodules.fb = fb = self._memory(data.ArrayLayout(unsigned(n_out), P), nb1,
-                                            single_port=True)
+        m.submodules.fb = fb = self._memory(feedback_layout(n_out, P), nb1, single_port=True)
         m.d.comb += [fb.rd_addr.eq(self.read.addr), self.read.data.eq(fb.rd_data)]
 
         # issue side: row ji, bit ki (past the last row the sequencer issues the first
