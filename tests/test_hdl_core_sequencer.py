@@ -40,14 +40,11 @@ def state_names(seq):
 
 @pytest.mark.parametrize("lanes", [1, 2, 3])
 def test_state_names_are_unchanged(lanes):
-    assert state_names(sequencer(lanes=lanes)) == STATES
+    seq = sequencer(lanes=lanes)
+    assert seq.layers == chain((4, 3, 2))           # the default
+    assert state_names(seq) == STATES
     # what the core passes
     assert state_names(sequencer(layers(Config(**SIZES)), lanes=lanes)) == STATES
-
-
-def test_default_layers_are_the_chain():
-    seq = sequencer()
-    assert seq.layers == chain((4, 3, 2))
 
 
 @pytest.mark.parametrize("bad,match", [
