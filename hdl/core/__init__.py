@@ -81,7 +81,8 @@ in its own module with a parametric ``Signature``; its ``elaborate`` only wires 
 ==================  ====================================================================
 module              component
 ==================  ====================================================================
-``sequencer.py``    :class:`~.sequencer.Sequencer`: stage S0, the 27-state FSM, the
+``sequencer.py``    :class:`~.sequencer.Sequencer`: stage S0, the 27-state FSM (its
+                    per-layer states generated from the layer list, ``spec.layers``), the
                     control registers, the spike cursor of the integrate passes
 ``pipeline.py``     :class:`~.pipeline.BlockPipeline`: the token registers ``q[1..L]``, X
 ``lanes.py``        :class:`~.lanes.NeuronLanes`: stages X, X2, Y; ``ns``, ``wk``, ``dm``

@@ -4,6 +4,8 @@ from amaranth.hdl import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from spec.layers import layers
+
 from ..encoder import Encoder
 from ..mem import WordMemory
 from .dither import Dither
@@ -122,7 +124,8 @@ class Core(wiring.Component):
 
         # ---- the units ---------------------------------------------------------------------
         m.submodules.seq = seq = Sequencer(n_in=n_in, n_hid=n_hid, n_out=n_out, timesteps=T,
-                                           in_bits=cfg.in_bits, lanes=P, latency=L)
+                                           in_bits=cfg.in_bits, lanes=P, latency=L,
+                                           layers=layers(cfg))
         m.submodules.pipe = pipe = BlockPipeline(token=self._token, latency=L)
         m.submodules.hash = shash = ScalarHash()
         m.submodules.fbs = fbs = HashedFeedback(lanes=P, n_hid=n_hid, n_out=n_out, memory=mem)

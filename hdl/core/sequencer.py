@@ -7,6 +7,15 @@ global step ``g``, keys, the target encoder, the sample counter). It waits for t
 only where it needs its results: ``INT_O`` takes the hidden list and ``ERR`` the output
 spikes once the last ``FIRE`` block is in Y (``drained``), and after the last step ``END``
 waits ``L`` cycles. The phases a learning rule needs follow from :data:`hdl.core.rules.RULES`.
+
+The per-layer states are generated from the layer list (:mod:`spec.layers`), named by the
+layer's suffix (``PRE_H``, ``PRE_O``, ``INT_H``, ...); what differs between the layers
+follows from their position in the list: the last ``PRE`` waits for the encoder and
+restarts the lists, a ``FIRE`` followed by another layer's ``INT`` waits for ``drained``
+and restarts the lists, the last ``FIRE`` waits for ``drained`` before ``ERR``, the last
+``UPD`` ends the step; the first layer integrates the input spike list, a later one the
+hidden spike list. The datapath holds two layers (the token's ``layer`` is one bit, one
+hidden spike list), so the sequencer accepts only that list (:func:`check_layers`).
 """
 
 from types import SimpleNamespace
@@ -16,6 +25,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from spec.cycles import MAX_WEIGHT_LATENCY
+from spec.layers import INPUT, PREVIOUS, Layer, chain
 
 from .arith import cmul, ffs
 from .layouts import Mode, nblocks
@@ -26,9 +36,30 @@ from .rules import RULES
 from .scalar_hash import HASH_LATENCY
 from .signature import ParamSignature, check_int
 
-__all__ = ["MAX_WEIGHT_LATENCY", "Sequencer"]
+__all__ = ["MAX_WEIGHT_LATENCY", "Sequencer", "check_layers"]
 
-#: Largest supported ``weight_latency``.
+
+def check_layers(layers, n_in, n_hid, n_out):
+    """The layer list as a tuple if the sequencer can drive it, else ValueError: the
+    datapath's two layers, input -> hidden -> output (``n_in -> n_hid -> n_out``), the first
+    fed by the input spike list, the second by the hidden spike list."""
+    layers = tuple(layers)
+    if not all(isinstance(layer, Layer) for layer in layers):
+        raise TypeError(f"layers must be spec.layers.Layer objects, not {layers!r}")
+    if len(layers) != 2:
+        raise ValueError(f"the sequencer drives two layers (input -> hidden -> output: the "
+                         f"datapath's layer number is one bit), not {len(layers)}")
+    sizes = (n_in, n_hid, n_out)
+    for i, layer in enumerate(layers):
+        want = (i, sizes[i], sizes[i + 1], INPUT if i == 0 else PREVIOUS)
+        got = (layer.index, layer.n_pre, layer.n_post, layer.source)
+        if got != want:
+            raise ValueError(f"layer {i} ({layer.name}) must have (index, n_pre, n_post, "
+                             f"source) = {want}, not {got}")
+    if layers[0].name == layers[1].name:
+        raise ValueError(f"the layers' names are their states' suffixes: they must be "
+                         f"distinct, not {layers[0].name!r} twice")
+    return layers
 
 
 class Sequencer(wiring.Component):
@@ -40,6 +71,10 @@ class Sequencer(wiring.Component):
         The architecture (``cfg``) and ``P``.
     latency : int
         The weight memories' read latency ``L``.
+    layers : tuple of spec.layers.Layer, optional
+        The layer list the per-layer states are generated from (default: the chain
+        ``n_in -> n_hid -> n_out``, ``spec.layers.chain``); :func:`check_layers` says which
+        lists the datapath can drive (ValueError otherwise).
 
     Members
     -------
@@ -118,11 +153,17 @@ class Sequencer(wiring.Component):
             }, n_in=n_in, n_hid=n_hid, n_out=n_out, timesteps=timesteps, in_bits=in_bits,
                 lanes=lanes)
 
-    def __init__(self, *, n_in, n_hid, n_out, timesteps, in_bits, lanes, latency):
+    def __init__(self, *, n_in, n_hid, n_out, timesteps, in_bits, lanes, latency, layers=None):
         check_int("latency", latency, 1)
         self.latency = latency
         super().__init__(self.Signature(n_in=n_in, n_hid=n_hid, n_out=n_out,
                                         timesteps=timesteps, in_bits=in_bits, lanes=lanes))
+        if layers is None:
+            layers = chain((n_in, n_hid, n_out))
+        #: The layers, in order (:mod:`spec.layers`).
+        self.layers = check_layers(layers, n_in, n_hid, n_out)
+        # blocks of each layer (NB1, NB2), by layer index
+        self._nb = tuple(layer.blocks(lanes) for layer in self.layers)
 
     def elaborate(self, platform):
         m = Module()
@@ -133,7 +174,7 @@ class Sequencer(wiring.Component):
             self._end_states(m, r)
             self._replay_states(m, r)
         # one-hot on the boards (Yosys re-encodes it; the reset sets it, the init value is
-        # ignored): shallower next-state logic for the sequencer's thirty states
+        # ignored): shallower next-state logic for the sequencer's 27 states
         fsm.state.attrs["fsm_encoding"] = "one-hot"
         return m
 
@@ -141,9 +182,9 @@ class Sequencer(wiring.Component):
         """The control registers (and the defaults of what the states drive)."""
         sig = self.signature
         P, T, n_in, n_out, L = sig.lanes, sig.timesteps, sig.n_in, sig.n_out, self.latency
-        nb1, nb2 = nblocks(sig.n_hid, P), nblocks(n_out, P)
-        self._consts = {"P": P, "T": T, "nb1": nb1, "nb2": nb2, "n_out": n_out, "L": L,
-                        "H": HASH_LATENCY, "in_bits": sig.in_bits}
+        nb1, nb2 = self._nb            # the datapath's two layers (check_layers)
+        self._consts = {"P": P, "T": T, "n_out": n_out, "L": L, "H": HASH_LATENCY,
+                        "in_bits": sig.in_bits}
         r = SimpleNamespace(
             mode=Signal(Mode), label=Signal(range(max(n_out, 2))),
             dfa_learn=Signal(),                     # DFA learning phase (replay)
@@ -160,8 +201,8 @@ class Sequencer(wiring.Component):
             cur_valid=Signal(), int_first=Signal(),
             cur_blk=Signal(range(max(nb1, 2))),     # block of the hidden entry being taken
             cur_mask=Signal(P),                     # its spikes not yet taken
-            rbase_h=Signal(range(T * nb1 + 1)),     # t * NB1: raster row of this step
-            rbase_o=Signal(range(T * nb2 + 1)),
+            # per layer: t * NB of the layer, its raster row of this step
+            rbase=[Signal(range(T * nb + 1)) for nb in self._nb],
             idle=Signal(), upd_h_issue=Signal(),    # an UPD or DFAU block of layer 0 issued
             kc=Signal(range(max(3 * HASH_LATENCY, MAX_WEIGHT_LATENCY + 1))),
             kk=Signal(range(max(n_out, 2))),
@@ -197,48 +238,46 @@ class Sequencer(wiring.Component):
                      self.mode.eq(r.mode), self.replay.eq(r.dfa_learn),
                      self.learn.eq(RULES.learns(r.mode, r.dfa_learn)),
                      self.key1.eq(r.key1), self.k.eq(r.kk),
-                     self.base_h.eq(r.rbase_h), self.base_o.eq(r.rbase_o)]
+                     self.base_h.eq(r.rbase[0]), self.base_o.eq(r.rbase[1])]
         return r
 
     def _const(self, names):
         return [self._consts[n] for n in names.split()]
 
+    def _with_next(self):
+        """``(layer, next layer)`` for every layer in order; the last one's next is None."""
+        return zip(self.layers, self.layers[1:] + (None,))
+
+    def _next_rows(self, r):
+        """Every layer's raster row base moves on to the next step."""
+        return [rb.eq(rb + nb) for rb, nb in zip(r.rbase, self._nb)]
+
+    def _restart_lists(self, m, r):
+        """The next ``INT`` starts from the head of the spike lists."""
+        m.d.sync += r.int_first.eq(1)
+        m.d.comb += r.lst_restart.eq(1)
+
     def _issue(self, m, r, op, layer, waddr=None):
-        m.d.comb += [r.s0.valid.eq(1), r.s0.op.eq(op), r.s0.layer.eq(layer)]
+        """S0 issues a block of ``layer`` (a :class:`spec.layers.Layer`) for ``op``."""
+        m.d.comb += [r.s0.valid.eq(1), r.s0.op.eq(op), r.s0.layer.eq(layer.index)]
         if waddr is not None:
             m.d.comb += r.s0.waddr.eq(waddr)
-        if op in (OP_UPD, OP_DFAU) and layer == 0:
+        if op in (OP_UPD, OP_DFAU) and layer.index == 0:
             m.d.comb += r.upd_h_issue.eq(1)
 
-    def _integrate(self, m, r, layer, nb, next_state):
-        """One read-modify-write per (presynaptic spike, block); the spikes come from the
-        layer's list in order (a hidden entry's mask lowest lane first)."""
-        P = self._consts["P"]
+    def _integrate(self, m, r, layer, next_state):
+        """One read-modify-write per (presynaptic spike, block) of ``layer``; the spikes come
+        from its source's list in order: the input spike list for the first layer, the
+        hidden spike list for a later one (an entry's mask lowest lane first)."""
+        P, nb = self._consts["P"], self._nb[layer.index]
         with m.If(r.int_first | (r.cur_valid & (r.b == nb - 1))):
             m.d.sync += [r.b.eq(0), r.int_first.eq(0)]
-            rest = Signal(P, name=f"rest{layer}")
+            rest = Signal(P, name=f"rest{layer.index}")
             m.d.comb += rest.eq(Mux(r.int_first, 0, r.cur_mask))
-            if layer == 0:
-                with m.If(self.in_avail):
-                    m.d.comb += r.take.eq(1)
-                    m.d.sync += [r.cur.eq(self.in_entry), r.cur_valid.eq(1)]
-                with m.Else():
-                    m.d.sync += r.cur_valid.eq(0)
+            if layer.source == INPUT:
+                self._take_input(m, r)
             else:
-                ent = self.hid_entry
-                with m.If(rest.any()):
-                    # the next spike of the entry being taken
-                    pos = ffs(rest)
-                    m.d.sync += [r.cur.eq(cmul(r.cur_blk, P) + pos), r.cur_valid.eq(1),
-                                 r.cur_mask.eq(rest & ~(Const(1, P) << pos)[:P])]
-                with m.Elif(self.hid_avail):
-                    pos = ffs(ent.mask)
-                    m.d.comb += r.take.eq(1)
-                    m.d.sync += [r.cur.eq(cmul(ent.block, P) + pos), r.cur_valid.eq(1),
-                                 r.cur_blk.eq(ent.block),
-                                 r.cur_mask.eq(ent.mask & ~(Const(1, P) << pos)[:P])]
-                with m.Else():
-                    m.d.sync += r.cur_valid.eq(0)
+                self._take_hidden(m, r, rest)
         with m.If(r.cur_valid):
             self._issue(m, r, OP_INT, layer, cmul(r.cur, nb) + r.b)
             with m.If(r.b != nb - 1):
@@ -247,7 +286,36 @@ class Sequencer(wiring.Component):
             m.d.sync += [r.b.eq(0)]
             m.next = next_state
 
-    def _scan(self, m, r, op, layer, nb, next_state, extra=None):
+    def _take_input(self, m, r):
+        """The next presynaptic spike is the input spike list's next channel, if any."""
+        with m.If(self.in_avail):
+            m.d.comb += r.take.eq(1)
+            m.d.sync += [r.cur.eq(self.in_entry), r.cur_valid.eq(1)]
+        with m.Else():
+            m.d.sync += r.cur_valid.eq(0)
+
+    def _take_hidden(self, m, r, rest):
+        """The next presynaptic spike is the next of the hidden entry being taken (``rest``:
+        its spikes not yet taken), else the first of the hidden list's next entry, if any."""
+        P, ent = self._consts["P"], self.hid_entry
+        with m.If(rest.any()):
+            # the next spike of the entry being taken
+            pos = ffs(rest)
+            m.d.sync += [r.cur.eq(cmul(r.cur_blk, P) + pos), r.cur_valid.eq(1),
+                         r.cur_mask.eq(rest & ~(Const(1, P) << pos)[:P])]
+        with m.Elif(self.hid_avail):
+            pos = ffs(ent.mask)
+            m.d.comb += r.take.eq(1)
+            m.d.sync += [r.cur.eq(cmul(ent.block, P) + pos), r.cur_valid.eq(1),
+                         r.cur_blk.eq(ent.block),
+                         r.cur_mask.eq(ent.mask & ~(Const(1, P) << pos)[:P])]
+        with m.Else():
+            m.d.sync += r.cur_valid.eq(0)
+
+    def _scan(self, m, r, op, layer, next_state, extra=None):
+        """Issue ``op`` for every block of ``layer`` in turn, then (once ``extra`` holds) go
+        to ``next_state``."""
+        nb = self._nb[layer.index]
         with m.If(r.b < nb):
             self._issue(m, r, op, layer)
             m.d.sync += r.b.eq(r.b + 1)
@@ -283,7 +351,7 @@ class Sequencer(wiring.Component):
                 m.d.sync += [r.mode.eq(self.cmd.payload.mode), r.label.eq(self.cmd.payload.label),
                              r.t.eq(0), r.g.eq(r.base), r.tacc.eq(0), r.tgt_cnt.eq(0),
                              r.first.eq(1), r.dfa_learn.eq(0), r.b.eq(0), r.kc.eq(0),
-                             r.kk.eq(0), r.rbase_h.eq(0), r.rbase_o.eq(0)]
+                             r.kk.eq(0), *[rb.eq(0) for rb in r.rbase]]
                 m.d.comb += self.count_clear.eq(1)
                 with m.If(self.cmd.payload.mode == Mode.INFER):
                     m.next = "STEP"
@@ -324,8 +392,10 @@ class Sequencer(wiring.Component):
                 m.next = "STEP"
 
     def _step_states(self, m, r):
-        """One forward timestep: STEP, PRE, INT, FIRE (both layers), ERR, UPD."""
-        T, nb1, nb2, n_out, in_bits = self._const("T nb1 nb2 n_out in_bits")
+        """One forward timestep: STEP, then PRE of every layer, INT and FIRE of every layer,
+        ERR, UPD of every layer."""
+        first = self.layers[0].name
+        in_bits, n_out = self._const("in_bits n_out")
         with m.State("STEP"):
             m.d.comb += [self.enc_start.eq(1), self.enc_first.eq(r.t == 0), r.phi_start.eq(1),
                          r.list_reset.eq(1)]
@@ -335,33 +405,10 @@ class Sequencer(wiring.Component):
                 m.d.sync += r.tgt_cnt.eq(r.tgt_cnt + 1)
             # hstep is taken (phi_start): g becomes the next step's
             m.d.sync += r.g.eq(r.g + 1)
-            m.next = "PRE_H"
+            m.next = f"PRE_{first}"
 
-        with m.State("PRE_H"):
-            self._next_step_hash(m, r)
-            self._scan(m, r, OP_PRE, 0, nb1, "PRE_O")
-        with m.State("PRE_O"):
-            self._next_step_hash(m, r)
-            m.d.sync += r.int_first.eq(1)
-            m.d.comb += r.lst_restart.eq(1)
-            self._scan(m, r, OP_PRE, 1, nb2, "INT_H", extra=~r.enc_busy)
-
-        with m.State("INT_H"):
-            self._next_step_hash(m, r)
-            self._integrate(m, r, 0, nb1, "FIRE_H")
-        with m.State("FIRE_H"):
-            self._next_step_hash(m, r)
-            m.d.sync += r.int_first.eq(1)
-            m.d.comb += r.lst_restart.eq(1)
-            # INT_O takes the hidden list: wait until the last block is in stage Y
-            self._scan(m, r, OP_FIRE, 0, nb1, "INT_O", extra=r.drained)
-        with m.State("INT_O"):
-            self._next_step_hash(m, r)
-            self._integrate(m, r, 1, nb2, "FIRE_O")
-        with m.State("FIRE_O"):
-            self._next_step_hash(m, r)
-            # ERR takes the output spikes
-            self._scan(m, r, OP_FIRE, 1, nb2, "ERR", extra=r.drained)
+        self._pre_states(m, r)
+        self._forward_states(m, r)
 
         with m.State("ERR"):
             self._next_step_hash(m, r)
@@ -375,25 +422,69 @@ class Sequencer(wiring.Component):
             # the projection's first stage takes the errors loaded in ERR
             self._next_step_hash(m, r)
             m.d.comb += r.upd_next.eq(1)
-            m.next = "UPD_H"
+            m.next = f"UPD_{first}"
 
-        with m.State("UPD_H"):
-            self._next_step_hash(m, r)
-            self._scan(m, r, OP_UPD, 0, nb1, "UPD_O")
-        with m.State("UPD_O"):
-            self._next_step_hash(m, r)
-            with m.If(r.b == nb2):
-                m.d.comb += self.step_done.eq(1)
-                m.d.sync += [r.t.eq(r.t + 1), r.first.eq(0), r.b.eq(0),
-                             r.rbase_h.eq(r.rbase_h + nb1), r.rbase_o.eq(r.rbase_o + nb2)]
-                with m.If(r.t == T - 1):
-                    m.d.sync += r.kc.eq(0)
-                    m.next = "END"
-                with m.Else():
-                    m.next = "STEP"
+        self._update_states(m, r)
+
+    def _pre_states(self, m, r, prefix="", learning=False):
+        """PRE of every layer in turn (``L_PRE`` in the DFA learning phase: ``prefix="L_"``);
+        the last one also waits for the encoder's last spike and restarts the lists for the
+        first layer's INT."""
+        for layer, nxt in self._with_next():
+            with m.State(f"{prefix}PRE_{layer.name}"):
+                self._next_step_hash(m, r, learning=learning)
+                if nxt is not None:
+                    self._scan(m, r, OP_PRE, layer, f"{prefix}PRE_{nxt.name}")
+                else:
+                    self._restart_lists(m, r)
+                    self._scan(m, r, OP_PRE, layer, f"{prefix}INT_{self.layers[0].name}",
+                               extra=~r.enc_busy)
+
+    def _forward_states(self, m, r):
+        """INT and FIRE of every layer in turn. A FIRE followed by another layer's INT waits
+        for ``drained`` (that INT takes the spike list FIRE's stage Y appends to) and
+        restarts the lists; the last FIRE waits for ``drained`` too (ERR takes the output
+        spikes)."""
+        for layer, nxt in self._with_next():
+            with m.State(f"INT_{layer.name}"):
+                self._next_step_hash(m, r)
+                self._integrate(m, r, layer, f"FIRE_{layer.name}")
+            with m.State(f"FIRE_{layer.name}"):
+                self._next_step_hash(m, r)
+                if nxt is not None:
+                    self._restart_lists(m, r)
+                    # the next INT takes this layer's spike list: wait until the last block
+                    # is in stage Y
+                    self._scan(m, r, OP_FIRE, layer, f"INT_{nxt.name}", extra=r.drained)
+                else:
+                    # ERR takes the output spikes
+                    self._scan(m, r, OP_FIRE, layer, "ERR", extra=r.drained)
+
+    def _update_states(self, m, r):
+        """UPD of every layer in turn; the last one ends the step."""
+        for layer, nxt in self._with_next():
+            with m.State(f"UPD_{layer.name}"):
+                self._next_step_hash(m, r)
+                if nxt is not None:
+                    self._scan(m, r, OP_UPD, layer, f"UPD_{nxt.name}")
+                else:
+                    self._last_update(m, r, layer)
+
+    def _last_update(self, m, r, layer):
+        """The last layer's UPD scan, then the end of the step (the step counter, every
+        layer's raster row): the next step, or END after the last."""
+        T = self._consts["T"]
+        with m.If(r.b == self._nb[layer.index]):
+            m.d.comb += self.step_done.eq(1)
+            m.d.sync += [r.t.eq(r.t + 1), r.first.eq(0), r.b.eq(0), *self._next_rows(r)]
+            with m.If(r.t == T - 1):
+                m.d.sync += r.kc.eq(0)
+                m.next = "END"
             with m.Else():
-                self._issue(m, r, OP_UPD, 1)
-                m.d.sync += r.b.eq(r.b + 1)
+                m.next = "STEP"
+        with m.Else():
+            self._issue(m, r, OP_UPD, layer)
+            m.d.sync += r.b.eq(r.b + 1)
 
     def _end_states(self, m, r):
         """After the last step: END, the prediction (ARG), the result (DONE)."""
@@ -427,7 +518,8 @@ class Sequencer(wiring.Component):
 
     def _replay_states(self, m, r):
         """DFA: the error from the counts, then the learning phase replays the raster."""
-        T, nb1, nb2, n_out = self._const("T nb1 nb2 n_out")
+        T, n_out = self._const("T n_out")
+        first = self.layers[0].name
         with m.State("DFA_E"):
             # E[k] = target count - output count (spec 6.3), one k a cycle (once per
             # presentation: one subtractor instead of n_out)
@@ -437,48 +529,42 @@ class Sequencer(wiring.Component):
             m.d.sync += r.kk.eq(r.kk + 1)
             with m.If(r.kk == n_out - 1):
                 m.d.sync += [r.kk.eq(0), r.t.eq(0), r.g.eq(r.base), r.dfa_learn.eq(1),
-                             r.rbase_h.eq(0), r.rbase_o.eq(0)]
+                             *[rb.eq(0) for rb in r.rbase]]
                 m.next = "DFA_E2"
         with m.State("DFA_E2"):
             m.d.comb += [r.h_in.eq(r.key2 ^ r.g), r.upd_next.eq(1)]
-            m.next = "DFA_UH"
-        with m.State("DFA_UH"):
-            m.d.comb += r.h_in.eq(r.key2 ^ r.g)
-            self._scan(m, r, OP_DFAU, 0, nb1, "DFA_UO")
-        with m.State("DFA_UO"):
-            m.d.comb += r.h_in.eq(r.key2 ^ r.g)
-            self._scan(m, r, OP_DFAU, 1, nb2, "L_STEP")
+            m.next = f"DFA_U{first}"
+        for layer, nxt in self._with_next():
+            with m.State(f"DFA_U{layer.name}"):
+                m.d.comb += r.h_in.eq(r.key2 ^ r.g)
+                self._scan(m, r, OP_DFAU, layer,
+                           "L_STEP" if nxt is None else f"DFA_U{nxt.name}")
         with m.State("L_STEP"):
             m.d.comb += [self.enc_start.eq(1), self.enc_first.eq(r.t == 0), r.phi_start.eq(1),
                          r.list_reset.eq(1)]
             m.d.sync += r.g.eq(r.g + 1)
-            m.next = "L_PRE_H"
-        with m.State("L_PRE_H"):
-            self._next_step_hash(m, r, learning=True)
-            self._scan(m, r, OP_PRE, 0, nb1, "L_PRE_O")
-        with m.State("L_PRE_O"):
-            self._next_step_hash(m, r, learning=True)
-            m.d.sync += r.int_first.eq(1)
-            m.d.comb += r.lst_restart.eq(1)
-            self._scan(m, r, OP_PRE, 1, nb2, "L_INT_H", extra=~r.enc_busy)
-        with m.State("L_INT_H"):
-            # L_INT_O takes the list the L_PRE_H blocks replay in stage X: with L <= 3
-            # they are there before L_INT_O's first cycle (L_PRE_O and this state take
-            # at least three cycles)
-            self._next_step_hash(m, r, learning=True)
-            with m.If(~r.int_first & ~r.cur_valid):
-                m.d.sync += r.int_first.eq(1)
-                m.d.comb += r.lst_restart.eq(1)
-            self._integrate(m, r, 0, nb1, "L_INT_O")
-        with m.State("L_INT_O"):
-            self._next_step_hash(m, r, learning=True)
-            self._integrate(m, r, 1, nb2, "L_NEXT")
+            m.next = f"L_PRE_{first}"
+        self._pre_states(m, r, prefix="L_", learning=True)
+        self._learning_int_states(m, r)
         with m.State("L_NEXT"):
             self._next_step_hash(m, r, learning=True)
-            m.d.sync += [r.t.eq(r.t + 1), r.rbase_h.eq(r.rbase_h + nb1),
-                         r.rbase_o.eq(r.rbase_o + nb2), r.b.eq(0), r.kc.eq(0)]
+            m.d.sync += [r.t.eq(r.t + 1), *self._next_rows(r), r.b.eq(0), r.kc.eq(0)]
             with m.If(r.t == T - 1):
                 m.next = "END"
             with m.Else():
                 m.next = "L_STEP"
 
+    def _learning_int_states(self, m, r):
+        """L_INT of every layer in turn (the DFA learning phase: no FIRE, the hidden spikes
+        are replayed from the raster); an L_INT followed by another layer's restarts the
+        lists when it is done, the last one goes to L_NEXT."""
+        for layer, nxt in self._with_next():
+            with m.State(f"L_INT_{layer.name}"):
+                self._next_step_hash(m, r, learning=True)
+                if nxt is not None:
+                    # the next L_INT takes the hidden list the first layer's L_PRE blocks
+                    # replay in stage X: with L <= 3 they are there before its first cycle
+                    # (the last L_PRE and this state take at least three cycles)
+                    with m.If(~r.int_first & ~r.cur_valid):
+                        self._restart_lists(m, r)
+                self._integrate(m, r, layer, "L_NEXT" if nxt is None else f"L_INT_{nxt.name}")
