@@ -119,6 +119,18 @@ def test_core_sample_counter_wraps():
              counter=0xFFFFFFFE)
 
 
+@pytest.mark.parametrize("mode", RULE_NAMES)
+def test_core_states_wider_than_16_bits(mode):
+    """state_bits = 20: the update d = sround(U0, s, r) is formed from U0 << (32 - s), which
+    then needs more than the 48 bits 16-bit states do (with shifts 0 and open gates)."""
+    cfg = stress_config(state_bits=20, w_bits=8, lr_shift_hid=0, lr_shift_out=0,
+                        err_shift_hid=8, err_shift_out=8, bmin_hid=-(1 << 19),
+                        bmax_hid=(1 << 19) - 1, bmin_out=-(1 << 19), bmax_out=(1 << 19) - 1)
+    rng = np.random.default_rng(17)
+    act = run_case(cfg, 2, [mode, mode], 3, seed=8, weights=stress_weights(cfg, rng))
+    assert total(act, "w_changed") > 0
+
+
 @pytest.mark.parametrize("latency", [1, 2, 3])
 def test_core_single_block_hazard(latency):
     """P >= n: one block per layer, so every integration cycle revisits the same working

@@ -25,12 +25,11 @@ UPD sets ``U = sat(U0 - (U0 >> leak_u) + proj)`` and stores ``(V, U)``; DFAU set
 ``pre_last_hid``, ``w_update``, ``syn_events`` and ``d`` (the block in X), the FIRE blocks
 in stage Y (``fire``: spikes and gates), and the UPD blocks' ``trace`` (``V``, ``U``, spikes);
 padding lanes must never spike and never learn (``d = 0``); their ``V``, ``U`` and gates are
-not specified and not compared. Lanes ``P = 1, 2, 4``, ``state_bits`` 6 to 16; the schedule
+not specified and not compared. Lanes ``P = 1, 2, 4``, ``state_bits`` 6 to 24; the schedule
 asserts it went through spikes and silences, both resets, ``V`` saturated both ways, ``U``
 saturated, open and shut gates of both kinds and non-zero updates.
 
-``state_bits`` above 16 (which ``Config`` accepts) gives wrong updates ``d``: the test of
-that case is marked ``xfail`` (strict) until ``hdl/core/lanes.py`` is fixed.
+``state_bits`` 17 and 24 (``Config`` accepts up to 32) check the update's width.
 
 Covered only by the whole-core tests (``tests/test_hdl_core.py``): the sequencer's actual
 schedule (this test keeps to its ordering rules: a block that reads a word is issued at
@@ -401,11 +400,7 @@ def test_lanes_match_the_neuron_arithmetic(lanes, n_in, n_hid, n_out, sb, wb, T)
     _check_lanes(lanes, n_in, n_hid, n_out, sb, wb, T)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug in hdl/core/lanes.py: PRE forms U0 << (32 - shift) in 48 bits (x2_sh, 'a 16 x 16 "
-    "product') and takes d from bits 32 .. 32 + state_bits of a 49-bit sum, so for "
-    "state_bits > 16 (Config accepts up to 32) d is wrong: state_bits = 17 when "
-    "|U0| >= 2**15 at shift 0, state_bits >= 18 for every negative d"))
+# states wider than 16 bits: U0 << (32 - shift) needs state_bits + 32 bits (it once had 48)
 @pytest.mark.parametrize("sb", [17, 24])
 def test_lanes_update_with_states_wider_than_16_bits(sb):
     _check_lanes(2, 3, 4, 3, sb, 16, 3, v_saturates=False)

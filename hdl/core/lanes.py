@@ -71,7 +71,7 @@ class NeuronLanes(wiring.Component):
     dither : In(ArrayLayout(unsigned(32), lanes))
         The dither offsets of the PRE block in X2.
     proj : In(ArrayLayout(signed(state_bits + 1), lanes))
-        The error projection of the block in X (used in X2).
+        The error projection of the block in X2 (formed while the block was in X).
     w : In(ArrayLayout(signed(w_bits), lanes))
         The weights of the block in X.
     x_pre, pre_done, pre_last_hid : Out(1)
@@ -148,8 +148,9 @@ class NeuronLanes(wiring.Component):
 
         # ---- selected a stage ahead (from q[L]) --------------------------------------------
         # U0 << (32 - s) is formed as a multiply by a power of two (a board's multiplier
-        # blocks, not a 48-bit barrel shifter): with k = 32 - s - 8 in 0..24, U0 * 2**(k mod 16)
-        # is a 16 x 16 product, placed at bit 8 (k < 16) or 24 (k >= 16)
+        # blocks, not a barrel shifter): with k = 32 - s - 8 in 0..24, U0 * 2**(k mod 16) is a
+        # state_bits x 16 product (16 x 16 by default), placed at bit 8 (k < 16) or 24
+        # (k >= 16); |U0| < 2**(sb - 1) and 32 - s <= 32, so it fits signed(sb + 32)
         s_sel = RULES.update_shift(regs, qL.layer, self.replay)
         k8 = (24 - s_sel)[:5]
         pow2 = Signal(16)             # 2**(k mod 16)
@@ -182,7 +183,7 @@ class NeuronLanes(wiring.Component):
         x2_g = Signal(P)                                  # PRE: the gate
         x2_v = Signal(data.ArrayLayout(signed(sb), P))    # V at the end of the step
         x2_s = Signal(P)
-        x2_sh = Signal(data.ArrayLayout(signed(48), P))   # PRE: U0 << (32 - shift)
+        x2_sh = Signal(data.ArrayLayout(signed(sb + 32), P))  # PRE: U0 << (32 - shift)
         x2_dok = Signal(P)                                # PRE: the lane learns
         x2_fire = Signal()                                # FIRE: a block in X2
         x2_fv = Signal(data.ArrayLayout(signed(sb), P))   # FIRE: sat(acc)
