@@ -31,8 +31,9 @@ examples:
   python -m sw train --resume runs/digits-erbp-seed0/checkpoint.npz --epochs 5
   python -m sw config --set timesteps=32                             (show the configuration)
 
-datasets: 'digits' (scikit-learn 8x8 digits, fixed stratified 80/20 split), a .npz file with
-x_train, y_train, x_test, y_test, or a directory of MNIST IDX files. The network's input and
+datasets: 'digits' (scikit-learn 8x8 digits, fixed stratified 80/20 split); 'wine',
+'breast_cancer', 'iris', 'synth-a', 'synth-b' (built in, the same split); a .npz file with
+x_train, y_train, x_test, y_test; or a directory of MNIST IDX files. The network's input and
 output sizes follow the data. Configuration fields and their meaning: docs/spec.md section 11.
 """
 
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=2.0, metavar="S",
                    help="seconds to wait for each reply of a board before resending "
                         "(default: 2; 3 resends)")
-    t.add_argument("--dataset", default="digits", help="digits, FILE.npz or an MNIST IDX "
+    t.add_argument("--dataset", default="digits", help="a built-in name (digits, wine, "
+                   "breast_cancer, iris, synth-a, synth-b), FILE.npz or an MNIST IDX "
                    "directory (default: digits)")
     t.add_argument("--rule", default=RULES[0],
                    help=f"{' or '.join(RULES)}; for --backend float: {' or '.join(FLOAT_RULES)} "
