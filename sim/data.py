@@ -127,7 +127,11 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
     Raises
     ------
     DataError
-        If the source is missing, malformed or inconsistent.
+        If the source is missing, malformed or inconsistent: no samples or features,
+        mismatched shapes, NaN or infinite values, fewer than two classes in training,
+        test labels not seen in training, or every feature constant over the training set
+        (some constant features are allowed: they carry no information, and
+        ``python -m sw train`` reports how many there are).
     """
     if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)) \
             or not 1 <= in_bits <= 16:
@@ -164,6 +168,7 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
     classes, y_tr, y_te = _encode_labels(name, y_tr, y_te)
     lo, hi = _finite_range(name, "x_train", x_tr)
     _finite_range(name, "x_test", x_te)
+    _check_not_constant(name, x_tr)
 
     x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
     x_te, y_te = x_te[:limit_test], y_te[:limit_test]
@@ -374,6 +379,15 @@ def _encode_labels(name, y_tr, y_te):
         more = ", ..." if len(unseen) > 5 else ""
         raise DataError(f"{name}: y_test has label(s) not seen in training: {shown}{more}")
     return classes.tolist(), ids_tr.astype(np.int64), ids_te.astype(np.int64)
+
+
+def _check_not_constant(name, x):
+    """Every feature constant over the training set: nothing to learn from. Some constant
+    features are allowed (digits has a few always-blank pixels): they only carry no
+    information (``python -m sw train`` says how many)."""
+    if (x == x[:1]).all():
+        raise DataError(f"{name}: every feature of x_train is constant over the training "
+                        "set: nothing to learn from")
 
 
 def _finite_range(name, key, x):
