@@ -190,8 +190,10 @@ def cmd_train(args) -> int:
     if resume and (cfg.n_in, cfg.n_out) != (ds.n_features, ds.n_classes):
         raise UserError(f"checkpoint network is {cfg.n_in} in / {cfg.n_out} out but the dataset "
                         f"has {ds.n_features} features / {ds.n_classes} classes")
+    n_const = int(np.sum(np.ptp(ds.x_train, axis=0) == 0))
+    const = f" ({n_const} constant in training: no information)" if n_const else ""
     _say(args, f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples, "
-               f"{ds.n_features} features, {ds.n_classes} classes; network "
+               f"{ds.n_features} features{const}, {ds.n_classes} classes; network "
                f"{cfg.n_in}-{cfg.n_hid}-{cfg.n_out}, T={cfg.timesteps}, rule {args.rule}, "
                f"backend {args.backend}")
 
@@ -242,8 +244,7 @@ def _train_spiking(args, cfg, ds, resume):
                                                 {"dataset": ds.name, "rule": args.rule,
                                                  "seed": args.seed}))
 
-    with make_backend(args.backend, cfg, port=args.port, baud=args.baud, lanes=args.lanes,
-                      timeout=args.timeout) as backend:
+    with _open_backend(args, cfg, ds) as backend:
         if resume:
             w1, w2 = resume.w1, resume.w2
             backend.sample_counter = resume.sample_counter
@@ -276,6 +277,30 @@ def _train_spiking(args, cfg, ds, resume):
         res = m.present(ds.x_test[0], mode="infer", trace=True)
         trace, label, pred = res.trace, int(ds.y_test[0]), res.pred
     return summary, w1, trace, label, pred
+
+
+def _open_backend(args, cfg, ds):
+    """``make_backend``; a board whose bitstream cannot hold the dataset's features or
+    classes is named in the dataset's terms."""
+    try:
+        return make_backend(args.backend, cfg, port=args.port, baud=args.baud,
+                            lanes=args.lanes, timeout=args.timeout)
+    except BackendError as e:
+        info = e.board_info
+        net = (f"a {info.get('n_in')}-{info.get('n_hid')}-{info.get('n_out')} network")
+        for key, have, what in (("n_in", ds.n_features, "features"),
+                                ("n_out", ds.n_classes, "classes")):
+            if key not in info or info[key] == have:
+                continue
+            if have > info[key]:
+                why = (f", more than the board can hold: its bitstream is built for {net} "
+                       f"({key} = {info[key]})")
+            else:
+                why = (f" but the board's bitstream is built for {net} ({key} = {info[key]}) "
+                       f"and {key} must equal the dataset's number of {what}")
+            raise UserError(f"{ds.name} has {have} {what}{why}; build a bitstream for "
+                            f"{key} = {have} (docs/boards.md)") from None
+        raise
 
 
 def _frac(x) -> str:
