@@ -191,7 +191,8 @@ def cmd_train(args) -> int:
         raise UserError(f"checkpoint network is {cfg.n_in} in / {cfg.n_out} out but the dataset "
                         f"has {ds.n_features} features / {ds.n_classes} classes")
     n_const = int(np.sum(np.ptp(ds.x_train, axis=0) == 0))
-    const = f" ({n_const} constant in training: no information)" if n_const else ""
+    const = f" ({n_const} with one code over the training set: no information)" \
+        if n_const else ""
     _say(args, f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples, "
                f"{ds.n_features} features{const}, {ds.n_classes} classes; network "
                f"{cfg.n_in}-{cfg.n_hid}-{cfg.n_out}, T={cfg.timesteps}, rule {args.rule}, "
@@ -252,9 +253,8 @@ def _train_spiking(args, cfg, ds, resume):
             w1, w2 = init_weights(cfg, args.seed)
         backend.write_weights(w1, w2)
         if _wants_calibration(args, ds):
-            from .calibrate import calibrate_hidden
-            pick = np.random.default_rng(args.seed).permutation(len(ds.x_train))[:256]
-            new, rate = calibrate_hidden(cfg, w1, ds.x_train[pick], args.calibrate_rate)
+            from .calibrate import calibrate_start
+            new, rate = calibrate_start(cfg, w1, ds.x_train, args.seed, args.calibrate_rate)
             _say(args, f"calibrated theta_hid {cfg.theta_hid} -> {new.theta_hid}, hidden "
                        f"boxcar ({new.bmin_hid}, {new.bmax_hid}): initial hidden rate "
                        f"{rate:.3f} (--calibrate off to keep the configured values)")
