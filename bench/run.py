@@ -1,12 +1,17 @@
 """``make bench``: measure accuracy and speed, write ``bench/results.md`` and ``.json``.
 
-Accuracy: the golden model trained with eRBP and with DFA, and the float BP and float DFA
-networks of the same size, on the digits split, for several seeds, all in this run (the
-seeds run in parallel worker processes). Speed: the golden model's training and inference
+Accuracy: the golden model trained with eRBP and with DFA, the online float BP and float DFA
+networks of the same size (the device's schedule, ``sim.floatref``) and the strong float
+references (``sim.strongref``: standardised inputs, tanh, Adam, minibatches; BP, DFA and a
+logistic regression), on the digits split, for several seeds, all in this run (the seeds run
+in parallel worker processes); then the same per built-in dataset (``--datasets``), the
+spiking runs with the command line's automatic threshold calibration. Every "minus float"
+gap is taken against the strong references. Speed: the golden model's training and inference
 samples/s on one core, measured alone after the accuracy runs (nothing else running in
 this script). Every figure in the table is measured, none computed.
 
     python -m bench.run [--epochs N] [--seeds 0 1 2] [--jobs 2] [--quick]
+                        [--datasets digits wine ...]
 """
 
 from __future__ import annotations
@@ -22,28 +27,38 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.data import load_dataset
+from sim.data import BUILTIN, load_dataset
 from sim.floatref import RULES as FLOAT_RULES
+from sim.strongref import RULES as STRONG_RULES
 from spec.config import Config
 from spec.rules import RULE_NAMES
 
 HERE = Path(__file__).resolve().parent
 
 
+#: The per-dataset section's models, in table order.
+DATASET_MODELS = ("erbp", "dfa", "strong-bp", "strong-dfa", "logreg")
+
+
 def _spiking(args):
-    rule, seed, epochs, limit = args
+    rule, seed, epochs, limit, *more = args
+    dataset, limit_test, probe = more if more else ("digits", None, 64)
     from sim.golden import init_weights
     from sw.backend import GoldenBackend
+    from sw.calibrate import calibrate_start
     from sw.train import train
 
-    ds = load_dataset("digits", limit_train=limit)
-    cfg = Config(seed=seed)
+    ds = load_dataset(dataset, limit_train=limit, limit_test=limit_test)
+    cfg = Config(seed=seed, n_in=ds.n_features, n_out=ds.n_classes)
     be = GoldenBackend(cfg)
-    be.write_weights(*init_weights(cfg, seed))
-    res = train(be, ds, cfg, rule, epochs, seed, progress=False)
+    w1, w2 = init_weights(cfg, seed)
+    be.write_weights(w1, w2)
+    if dataset != "digits":  # as `python -m sw train --calibrate auto`
+        cfg, _ = calibrate_start(cfg, w1, ds.x_train, seed)  # train() writes its registers
+    res = train(be, ds, cfg, rule, epochs, seed, progress=False, probe=probe)
     last = res.history[-1]
     w1, w2 = be.read_weights()
-    return {"rule": rule, "seed": seed, "test_accuracy": last.test_accuracy,
+    return {"rule": rule, "seed": seed, "dataset": dataset, "test_accuracy": last.test_accuracy,
             "weights": [w1.tolist(), w2.tolist()],
             "train_accuracy": last.train_accuracy, "alignment_deg": last.alignment_deg,
             "hidden_rate": last.hidden_rate, "zero_hid": last.zero_update_fraction_hid,
@@ -66,6 +81,23 @@ def _float(args):
             "train_accuracy": res.train_accuracy[-1],
             "alignment_deg": res.alignment_deg[-1] if rule == "dfa" else 0.0,
             "curve": res.test_accuracy}
+
+
+def _strong(args):
+    model, dataset, seed, epochs, limit, limit_test = args
+    from sim.strongref import train_logreg, train_strong
+
+    ds = load_dataset(dataset, limit_train=limit, limit_test=limit_test)
+    xy = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
+    if model == "logreg":
+        res = train_logreg(*xy, seed=seed)
+    else:
+        res = train_strong(*xy, Config().n_hid, model.split("-")[1], epochs=epochs, seed=seed,
+                           n_out=ds.n_classes)
+    return {"rule": model, "seed": seed, "dataset": dataset,
+            "test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,
+            "epochs": res.epochs, "n_in": ds.n_features, "n_out": ds.n_classes,
+            "n_train": len(ds.x_train), "n_test": len(ds.x_test)}
 
 
 def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
@@ -94,9 +126,62 @@ def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
     return out
 
 
-def _mean(rows, rule, key="test_accuracy"):
-    v = [r[key] for r in rows if r["rule"] == rule]
+def _mean(rows, rule, key="test_accuracy", dataset=None):
+    v = [r[key] for r in rows if r["rule"] == rule
+         and (dataset is None or r.get("dataset", "digits") == dataset)]
     return (float(np.mean(v)), float(np.std(v))) if v else (float("nan"), float("nan"))
+
+
+def _dataset_rows(results: dict) -> list:
+    """The per-dataset section's runs: the digits spiking runs of the main table and the
+    ``dataset_runs`` (the other datasets' spiking runs, every dataset's strong references)."""
+    return ([r for r in results["runs"] if r["rule"] in RULE_NAMES]
+            + results.get("dataset_runs", []))
+
+
+def _pm(m, s) -> str:
+    return "n/a" if m != m else f"{100 * m:.2f} ± {100 * s:.2f}"
+
+
+def _dataset_section(results: dict) -> list:
+    rows = _dataset_rows(results)
+    names = results.get("datasets") or []
+    if not names:
+        return []
+    lines = [
+        "## Accuracy per dataset (measured, all in this run)",
+        "",
+        f"Test accuracy in %, mean ± std over seeds {', '.join(map(str, results['seeds']))}; "
+        f"the built-in datasets of `sim/data.py` (fixed stratified 80/20 splits), each "
+        f"quantised to the 8-bit codes the spiking model sees, which the float references "
+        f"also train on. Golden model: {results['epochs']} epochs of the default "
+        f"configuration with the network sized to the data (n_hid = "
+        f"{results['config']['n_hid']}) and, except on digits, the command line's automatic "
+        f"threshold calibration (`sw/calibrate.py`). Strong float references "
+        f"(`sim/strongref.py`): the same n_in-n_hid-n_out, standardised inputs, tanh, "
+        f"softmax cross-entropy, Adam, minibatches of 32, "
+        f"{results.get('strong_epochs', 60)} epochs; DFA with a fixed random feedback "
+        f"matrix; logistic regression: scikit-learn on the standardised inputs. Gaps: the "
+        f"better on-chip rule (by mean) minus the strong float network, in points "
+        f"(negative: the chip is worse).",
+        "",
+        "| dataset | network, train / test | golden eRBP | golden DFA | strong float BP | "
+        "strong float DFA | logistic regression | best on-chip minus strong DFA | "
+        "best on-chip minus strong BP |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        info = next((r for r in rows if r.get("dataset") == name and "n_in" in r), None)
+        if info is None:
+            continue
+        net = (f"{info['n_in']}-{results['config']['n_hid']}-{info['n_out']}, "
+               f"{info['n_train']} / {info['n_test']}")
+        cells = [_pm(*_mean(rows, m, dataset=name)) for m in DATASET_MODELS]
+        best = max(_mean(rows, r, dataset=name)[0] for r in RULE_NAMES)
+        gaps = [f"{100 * (best - _mean(rows, f'strong-{r}', dataset=name)[0]):+.2f}"
+                for r in ("dfa", "bp")]
+        lines.append(f"| {name} | {net} | " + " | ".join(cells + gaps) + " |")
+    return lines + [""]
 
 
 def render(results: dict) -> str:
@@ -118,22 +203,37 @@ def render(results: dict) -> str:
         "|---|---|---|---|---|",
     ]
     names = {"erbp": "golden model, eRBP", "dfa": "golden model, DFA",
-             "float-bp": "float network, BP", "float-dfa": "float network, DFA"}
-    for rule in ("erbp", "dfa", "float-bp", "float-dfa"):
+             "float-bp": "float network, BP (online reference: the device's schedule)",
+             "float-dfa": "float network, DFA (online reference: the device's schedule)",
+             "strong-bp": "strong float network, BP", "strong-dfa": "strong float network, DFA",
+             "logreg": "logistic regression"}
+    strong = [r for r in results.get("dataset_runs", []) if r.get("dataset") == "digits"]
+    rows = rows + strong
+    for rule in names:
         sel = [r for r in rows if r["rule"] == rule]
         if not sel:
             continue
         m, s = _mean(rows, rule)
         tr, _ = _mean(rows, rule, "train_accuracy")
-        al, _ = _mean(rows, rule, "alignment_deg")
+        al = _mean(rows, rule, "alignment_deg")[0] if "alignment_deg" in sel[0] else None
         per = " / ".join(f"{100 * r['test_accuracy']:.1f}" for r in sel)
         lines.append(f"| {names[rule]} | {100 * m:.2f} ± {100 * s:.2f} | {per} | {100 * tr:.2f} | "
-                     f"{al:.1f} |")
-    bp = _mean(rows, "float-bp")[0]
-    lines += ["", "Float BP of the same size minus the model, in points (negative: the model is "
-              "better): " + ", ".join(
-        f"{r} {100 * (bp - _mean(rows, r)[0]):+.2f}" for r in ("erbp", "dfa")
-        if any(x["rule"] == r for x in rows)) + ".", ""]
+                     f"{'n/a' if al is None else f'{al:.1f}'} |")
+    lines.append("")
+    for ref, what in (("strong-bp", "BP"), ("strong-dfa", "DFA")):
+        if any(x["rule"] == ref for x in rows):
+            f = _mean(rows, ref)[0]
+            lines.append(f"Strong float {what} of the same size minus the model, in points "
+                         "(negative: the model is better): " + ", ".join(
+                             f"{r} {100 * (f - _mean(rows, r)[0]):+.2f}" for r in RULE_NAMES
+                             if any(x["rule"] == r for x in rows)) + ".")
+            lines.append("")
+    if any(x["rule"] == "float-bp" for x in rows):
+        bp = _mean(rows, "float-bp")[0]
+        lines += ["Online float BP (the device's schedule, a weak reference) minus the model: "
+                  + ", ".join(f"{r} {100 * (bp - _mean(rows, r)[0]):+.2f}" for r in RULE_NAMES
+                              if any(x["rule"] == r for x in rows)) + ".", ""]
+    lines += _dataset_section(results)
     sp = results.get("speed")
     if sp:
         lines += [
@@ -283,8 +383,15 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--limit-train", type=int, help="use the first N training samples")
+    p.add_argument("--datasets", nargs="*", choices=BUILTIN, default=list(BUILTIN),
+                   metavar="NAME", help="datasets of the per-dataset accuracy section (default: "
+                   f"all built-in ones: {', '.join(BUILTIN)}; none with an empty list)")
+    p.add_argument("--strong-epochs", type=int, default=60,
+                   help="epochs of the strong float references (default: 60)")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 1 epoch, seed 0, 200 training samples, short speed test")
+                   help="smoke run: 1 epoch, seed 0, 200 training samples (and at most 200 "
+                        "test samples per dataset of the per-dataset section), short speed "
+                        "test")
     p.add_argument("--no-virtual", action="store_true",
                    help="skip the virtual-board measurements")
     p.add_argument("--no-cocotb", action="store_true",
@@ -305,21 +412,33 @@ def main(argv=None) -> int:
     if a.boards_only:
         return _boards_only(Path(a.out), Path(a.reports),
                             readme=not a.no_readme and Path(a.out) == HERE / "results")
+    limit_test = None
     if a.quick:
-        a.epochs, a.seeds, a.limit_train = 1, [0], 200
+        a.epochs, a.seeds, a.limit_train, limit_test = 1, [0], 200, 200
     jobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in RULE_NAMES]
     fjobs = [(rule, s, a.epochs, a.limit_train) for s in a.seeds for rule in FLOAT_RULES]
+    # the per-dataset section: the other datasets' spiking runs; every dataset's strong
+    # references (digits' always: the main table's gaps use them)
+    others = [d for d in a.datasets if d != "digits"]
+    djobs = [(rule, s, a.epochs, a.limit_train, d, limit_test, 0)
+             for d in others for s in a.seeds for rule in RULE_NAMES]
+    sjobs = [(m, d, s, a.strong_epochs, a.limit_train, None if d == "digits" else limit_test)
+             for d in ["digits", *others] for s in a.seeds
+             for m in (*(f"strong-{r}" for r in STRONG_RULES), "logreg")]
     t0 = time.time()
-    print(f"accuracy: {len(jobs)} spiking + {len(fjobs)} float runs, {a.epochs} epochs, "
+    print(f"accuracy: {len(jobs)} spiking + {len(fjobs)} float runs on digits, {len(djobs)} "
+          f"spiking + {len(sjobs)} strong-reference runs per dataset, {a.epochs} epochs, "
           f"{a.jobs} worker(s)...", flush=True)
     with ProcessPoolExecutor(a.jobs) as ex:
-        futs = [ex.submit(_spiking, j) for j in jobs] + [ex.submit(_float, j) for j in fjobs]
-        runs = []
+        futs = ([ex.submit(_spiking, j) for j in jobs + djobs]
+                + [ex.submit(_float, j) for j in fjobs] + [ex.submit(_strong, j) for j in sjobs])
+        runs, dataset_runs = [], []
         for f in futs:
             r = f.result()
-            runs.append(r)
-            print(f"  {r['rule']:9s} seed {r['seed']}: test {100 * r['test_accuracy']:.2f} %",
-                  flush=True)
+            (runs if r.get("dataset", "digits") == "digits" and r["rule"] in
+             (*RULE_NAMES, *(f"float-{x}" for x in FLOAT_RULES)) else dataset_runs).append(r)
+            print(f"  {r.get('dataset', 'digits'):13s} {r['rule']:10s} seed {r['seed']}: "
+                  f"test {100 * r['test_accuracy']:.2f} %", flush=True)
     print("speed (one process)...", flush=True)
     speed = measure_speed(n_train=50 if a.quick else 400, repeats=1 if a.quick else 3)
     print("core cycles (formulas of docs/cycles.md on golden-model spike counts)...", flush=True)
@@ -340,7 +459,7 @@ def main(argv=None) -> int:
     if not a.no_cocotb:
         print("default cocotb suite of the core...", flush=True)
         cocotb = hw.cocotb_suite_seconds()
-    for r in runs:
+    for r in runs + dataset_runs:
         r.pop("weights", None)
     results = {
         "command": "make bench" if argv is None and len(sys.argv) == 1 else
@@ -348,6 +467,7 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "epochs": a.epochs, "seeds": a.seeds, "config": Config().to_dict(), "runs": runs,
+        "datasets": a.datasets, "strong_epochs": a.strong_epochs, "dataset_runs": dataset_runs,
         "speed": speed, "core_cycles": cycles, "cycles_samples": k, "cocotb": cocotb,
         "link": link, "link_bounds": bounds, "virtual_board": vboard,
         "boards": hw.board_rows(cycles, link, speed["train_erbp"], report_dir=Path(a.reports)),

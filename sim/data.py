@@ -3,6 +3,9 @@
 :func:`load_dataset` reads one of three sources and never downloads anything:
 
 * ``"digits"``: scikit-learn's 8x8 handwritten digits (shipped with scikit-learn);
+* the other built-in names (:data:`BUILTIN`): scikit-learn's bundled ``wine``,
+  ``breast_cancer`` and ``iris``, and two dense synthetic tasks from ``make_classification``
+  (``synth-a``, ``synth-b``);
 * a ``.npz`` file holding ``x_train, y_train, x_test, y_test``;
 * a directory holding the four MNIST IDX files (optionally gzipped).
 
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DataError", "load_dataset", "quantise", "read_idx"]
+__all__ = ["BUILTIN", "Dataset", "DataError", "load_dataset", "quantise", "read_idx"]
 
 #: The four MNIST files, as (array name, file stem) pairs.
 _IDX_FILES = (
@@ -49,7 +52,7 @@ class Dataset:
     Attributes
     ----------
     name : str
-        ``"digits"`` or the path the data was read from.
+        The built-in name (``"digits"``, ``"wine"``, ...) or the path the data was read from.
     x_train, x_test : ndarray, shape (N, F)
         Input codes in ``0 .. 2**in_bits - 1`` (``uint8`` for ``in_bits <= 8``, else
         ``uint16``).
@@ -88,6 +91,19 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
         ``"digits"``: scikit-learn ``load_digits()`` (1797 samples, 64 features, 10 classes)
         with the fixed split ``train_test_split(X, y, test_size=0.2, random_state=0,
         stratify=y)``, i.e. 1437 training and 360 test samples.
+        The other built-in names, each with the same fixed stratified 80/20 split
+        (``train_test_split(X, y, test_size=0.2, random_state=0, stratify=y)``) and nothing
+        downloaded (scikit-learn bundles them or generates them):
+        ``"wine"``: ``load_wine()`` (178 samples, 13 features, 3 classes; 142 / 36);
+        ``"breast_cancer"``: ``load_breast_cancer()`` (569 samples, 30 features, 2 classes;
+        455 / 114);
+        ``"iris"``: ``load_iris()`` (150 samples, 4 features, 3 classes; 120 / 30);
+        ``"synth-a"``: ``make_classification(n_samples=3000, n_features=40,
+        n_informative=30, n_redundant=5, n_classes=10, n_clusters_per_class=2,
+        class_sep=1.5, random_state=13)``, dense centred Gaussian features (2400 / 600);
+        ``"synth-b"``: ``make_classification(n_samples=2000, n_features=20, n_informative=8,
+        n_redundant=6, n_repeated=0, n_classes=4, n_clusters_per_class=3, flip_y=0.02,
+        class_sep=1.0, random_state=7)``: 6 noise features (1600 / 400).
         A path to a ``.npz`` file: arrays ``x_train, y_train, x_test, y_test``; ``x`` is
         ``(N, F)`` or image-shaped ``(N, H, W)``, integer or float (possibly negative);
         labels are any integers or strings, at least two distinct ones in training.
@@ -111,7 +127,11 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
     Raises
     ------
     DataError
-        If the source is missing, malformed or inconsistent.
+        If the source is missing, malformed or inconsistent: no samples or features,
+        mismatched shapes, NaN or infinite values, fewer than two classes in training,
+        test labels not seen in training, or every feature constant over the training set
+        (some constant features are allowed: they carry no information, and
+        ``python -m sw train`` reports how many there are).
     """
     if isinstance(in_bits, bool) or not isinstance(in_bits, (int, np.integer)) \
             or not 1 <= in_bits <= 16:
@@ -126,6 +146,9 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
         name = "digits"
         x_tr, y_tr, x_te, y_te = _load_digits()
         image_shape = (8, 8)
+    elif isinstance(spec, str) and spec in BUILTIN:
+        name = spec
+        x_tr, y_tr, x_te, y_te = _load_builtin(spec)
     else:
         path = Path(spec)
         name = str(path)
@@ -136,14 +159,16 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
         elif path.suffix or os.sep in name or "/" in name:
             raise DataError(f"{name}: no such file or directory")
         else:
-            raise DataError(f"unknown dataset {name!r}: expected 'digits', a .npz file or a "
-                            "directory of MNIST IDX files")
+            raise DataError(f"unknown dataset {name!r}: expected one of "
+                            f"{', '.join(BUILTIN)}, a .npz file or a directory of MNIST IDX "
+                            "files")
 
     x_tr, x_te, shape = _check_arrays(name, x_tr, y_tr, x_te, y_te)
     image_shape = image_shape or shape
     classes, y_tr, y_te = _encode_labels(name, y_tr, y_te)
     lo, hi = _finite_range(name, "x_train", x_tr)
     _finite_range(name, "x_test", x_te)
+    _check_not_constant(name, x_tr)
 
     x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
     x_te, y_te = x_te[:limit_test], y_te[:limit_test]
@@ -224,6 +249,32 @@ def _load_digits():
     d = load_digits()
     x_tr, x_te, y_tr, y_te = train_test_split(d.data, d.target, test_size=0.2, random_state=0,
                                               stratify=d.target)
+    return x_tr, y_tr, x_te, y_te
+
+
+#: make_classification arguments of the synthetic tasks (dense, centred, not sparse).
+_SYNTH = {
+    "synth-a": dict(n_samples=3000, n_features=40, n_informative=30, n_redundant=5,
+                    n_classes=10, n_clusters_per_class=2, class_sep=1.5, random_state=13),
+    "synth-b": dict(n_samples=2000, n_features=20, n_informative=8, n_redundant=6,
+                    n_repeated=0, n_classes=4, n_clusters_per_class=3, flip_y=0.02,
+                    class_sep=1.0, random_state=7),
+}
+
+#: The names :func:`load_dataset` knows (nothing is downloaded for any of them).
+BUILTIN = ("digits", "wine", "breast_cancer", "iris", *_SYNTH)
+
+
+def _load_builtin(name: str):
+    from sklearn import datasets
+    from sklearn.model_selection import train_test_split
+
+    if name in _SYNTH:
+        x, y = datasets.make_classification(**_SYNTH[name])
+    else:
+        d = getattr(datasets, f"load_{name}")()
+        x, y = d.data, d.target
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
     return x_tr, y_tr, x_te, y_te
 
 
@@ -328,6 +379,15 @@ def _encode_labels(name, y_tr, y_te):
         more = ", ..." if len(unseen) > 5 else ""
         raise DataError(f"{name}: y_test has label(s) not seen in training: {shown}{more}")
     return classes.tolist(), ids_tr.astype(np.int64), ids_te.astype(np.int64)
+
+
+def _check_not_constant(name, x):
+    """Every feature constant over the training set: nothing to learn from. Some constant
+    features are allowed (digits has a few always-blank pixels): they only carry no
+    information (``python -m sw train`` says how many)."""
+    if (x == x[:1]).all():
+        raise DataError(f"{name}: every feature of x_train is constant over the training "
+                        "set: nothing to learn from")
 
 
 def _finite_range(name, key, x):

@@ -17,7 +17,13 @@ __all__ = ["Backend", "BackendError", "GoldenBackend", "BoardBackend", "BACKENDS
 
 
 class BackendError(RuntimeError):
-    """A backend cannot be opened or stopped answering; the message says which and why."""
+    """A backend cannot be opened or stopped answering; the message says which and why.
+    ``board_info`` is the board's identity when its bitstream was built for another
+    configuration (else empty)."""
+
+    def __init__(self, msg, board_info=None):
+        super().__init__(msg)
+        self.board_info = dict(board_info or {})
 
 
 class Backend(abc.ABC):
@@ -119,7 +125,7 @@ class BoardBackend(Backend):
     def __init__(self, cfg: Config, board, *, lanes: int | None = None, owner=None,
                  name: str | None = None):
         super().__init__(cfg)
-        from .driver import BoardError
+        from .driver import BoardError, ConfigMismatch
         self.board = board
         self.owner = owner
         if name:
@@ -128,6 +134,9 @@ class BoardBackend(Backend):
         try:
             self.info = board.check_config(cfg, lanes)
             self._write_all_registers()
+        except ConfigMismatch as e:
+            self.close()
+            raise BackendError(str(e), e.info) from None
         except (BoardError, OSError) as e:
             self.close()
             raise BackendError(str(e)) from None

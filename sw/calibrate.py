@@ -16,7 +16,10 @@ import numpy as np
 from sim.golden import GoldenModel
 from spec.config import Config
 
-__all__ = ["hidden_rate", "calibrate_hidden"]
+__all__ = ["hidden_rate", "calibrate_hidden", "calibrate_start", "CALIBRATION_SAMPLES"]
+
+#: Training samples the start-of-run calibration looks at.
+CALIBRATION_SAMPLES = 256
 
 
 def hidden_rate(cfg: Config, w1: np.ndarray, X: np.ndarray) -> float:
@@ -46,3 +49,12 @@ def calibrate_hidden(cfg: Config, w1: np.ndarray, X: np.ndarray,
         bmax = bmin + 1
     new = cfg.replace(theta_hid=theta, bmin_hid=bmin, bmax_hid=bmax)
     return new, hidden_rate(new, w1, X)
+
+
+def calibrate_start(cfg: Config, w1: np.ndarray, x_train: np.ndarray, seed: int,
+                    target: float = 0.1) -> tuple[Config, float]:
+    """The calibration ``python -m sw train`` applies before training (``--calibrate``):
+    :func:`calibrate_hidden` on :data:`CALIBRATION_SAMPLES` training samples drawn with
+    ``default_rng(seed)``."""
+    pick = np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_SAMPLES]
+    return calibrate_hidden(cfg, w1, x_train[pick], target)

@@ -31,8 +31,9 @@ examples:
   python -m sw train --resume runs/digits-erbp-seed0/checkpoint.npz --epochs 5
   python -m sw config --set timesteps=32                             (show the configuration)
 
-datasets: 'digits' (scikit-learn 8x8 digits, fixed stratified 80/20 split), a .npz file with
-x_train, y_train, x_test, y_test, or a directory of MNIST IDX files. The network's input and
+datasets: 'digits' (scikit-learn 8x8 digits, fixed stratified 80/20 split); 'wine',
+'breast_cancer', 'iris', 'synth-a', 'synth-b' (built in, the same split); a .npz file with
+x_train, y_train, x_test, y_test; or a directory of MNIST IDX files. The network's input and
 output sizes follow the data. Configuration fields and their meaning: docs/spec.md section 11.
 """
 
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=2.0, metavar="S",
                    help="seconds to wait for each reply of a board before resending "
                         "(default: 2; 3 resends)")
-    t.add_argument("--dataset", default="digits", help="digits, FILE.npz or an MNIST IDX "
+    t.add_argument("--dataset", default="digits", help="a built-in name (digits, wine, "
+                   "breast_cancer, iris, synth-a, synth-b), FILE.npz or an MNIST IDX "
                    "directory (default: digits)")
     t.add_argument("--rule", default=RULES[0],
                    help=f"{' or '.join(RULES)}; for --backend float: {' or '.join(FLOAT_RULES)} "
@@ -188,8 +190,11 @@ def cmd_train(args) -> int:
     if resume and (cfg.n_in, cfg.n_out) != (ds.n_features, ds.n_classes):
         raise UserError(f"checkpoint network is {cfg.n_in} in / {cfg.n_out} out but the dataset "
                         f"has {ds.n_features} features / {ds.n_classes} classes")
+    n_const = int(np.sum(np.ptp(ds.x_train, axis=0) == 0))
+    const = f" ({n_const} with one code over the training set: no information)" \
+        if n_const else ""
     _say(args, f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples, "
-               f"{ds.n_features} features, {ds.n_classes} classes; network "
+               f"{ds.n_features} features{const}, {ds.n_classes} classes; network "
                f"{cfg.n_in}-{cfg.n_hid}-{cfg.n_out}, T={cfg.timesteps}, rule {args.rule}, "
                f"backend {args.backend}")
 
@@ -240,8 +245,7 @@ def _train_spiking(args, cfg, ds, resume):
                                                 {"dataset": ds.name, "rule": args.rule,
                                                  "seed": args.seed}))
 
-    with make_backend(args.backend, cfg, port=args.port, baud=args.baud, lanes=args.lanes,
-                      timeout=args.timeout) as backend:
+    with _open_backend(args, cfg, ds) as backend:
         if resume:
             w1, w2 = resume.w1, resume.w2
             backend.sample_counter = resume.sample_counter
@@ -249,9 +253,8 @@ def _train_spiking(args, cfg, ds, resume):
             w1, w2 = init_weights(cfg, args.seed)
         backend.write_weights(w1, w2)
         if _wants_calibration(args, ds):
-            from .calibrate import calibrate_hidden
-            pick = np.random.default_rng(args.seed).permutation(len(ds.x_train))[:256]
-            new, rate = calibrate_hidden(cfg, w1, ds.x_train[pick], args.calibrate_rate)
+            from .calibrate import calibrate_start
+            new, rate = calibrate_start(cfg, w1, ds.x_train, args.seed, args.calibrate_rate)
             _say(args, f"calibrated theta_hid {cfg.theta_hid} -> {new.theta_hid}, hidden "
                        f"boxcar ({new.bmin_hid}, {new.bmax_hid}): initial hidden rate "
                        f"{rate:.3f} (--calibrate off to keep the configured values)")
@@ -274,6 +277,30 @@ def _train_spiking(args, cfg, ds, resume):
         res = m.present(ds.x_test[0], mode="infer", trace=True)
         trace, label, pred = res.trace, int(ds.y_test[0]), res.pred
     return summary, w1, trace, label, pred
+
+
+def _open_backend(args, cfg, ds):
+    """``make_backend``; a board whose bitstream cannot hold the dataset's features or
+    classes is named in the dataset's terms."""
+    try:
+        return make_backend(args.backend, cfg, port=args.port, baud=args.baud,
+                            lanes=args.lanes, timeout=args.timeout)
+    except BackendError as e:
+        info = e.board_info
+        net = (f"a {info.get('n_in')}-{info.get('n_hid')}-{info.get('n_out')} network")
+        for key, have, what in (("n_in", ds.n_features, "features"),
+                                ("n_out", ds.n_classes, "classes")):
+            if key not in info or info[key] == have:
+                continue
+            if have > info[key]:
+                why = (f", more than the board can hold: its bitstream is built for {net} "
+                       f"({key} = {info[key]})")
+            else:
+                why = (f" but the board's bitstream is built for {net} ({key} = {info[key]}) "
+                       f"and {key} must equal the dataset's number of {what}")
+            raise UserError(f"{ds.name} has {have} {what}{why}; build a bitstream for "
+                            f"{key} = {have} (docs/boards.md)") from None
+        raise
 
 
 def _frac(x) -> str:

@@ -43,7 +43,12 @@ class DeviceRejected(BoardError):
 
 
 class ConfigMismatch(BoardError):
-    pass
+    """The bitstream was built for another configuration; ``info`` is the board's identity
+    (``spec.protocol.parse_identify``)."""
+
+    def __init__(self, msg, info=None):
+        super().__init__(msg)
+        self.info = dict(info or {})
 
 
 def open_serial(port: str, baud: int = link.BAUD, timeout: float = 0.05):
@@ -150,7 +155,8 @@ class Board:
         if info["version"] != pr.VERSION:
             diffs.append(f"protocol version board {info['version']}, host {pr.VERSION}")
         if diffs:
-            raise ConfigMismatch(f"bitstream configuration does not match: {'; '.join(diffs)}")
+            raise ConfigMismatch(f"bitstream configuration does not match: {'; '.join(diffs)}",
+                                 info)
         return info
 
     def _need_info(self):

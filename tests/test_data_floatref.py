@@ -128,10 +128,14 @@ def test_npz_full_range_uint8_unchanged(tmp_path):
 
 
 def test_constant_features_map_to_zero(tmp_path):
+    assert not quantise(np.full((4, 3), 3.0), 3.0, 3.0, 8).any()
     a = _valid_arrays()
-    a["x_train"][:] = 3.0
+    a["x_train"][:, 1] = 3.0                      # one constant feature: allowed
     d = load_dataset(_npz(tmp_path / "c.npz", **a))
-    assert not d.x_train.any() and not d.x_test.any()
+    assert np.ptp(d.x_train[:, 1]) == 0 and np.ptp(d.x_train[:, 0]) > 0
+    a["x_train"][:] = 3.0                         # all constant: an error
+    with pytest.raises(DataError, match="every feature of x_train is constant"):
+        load_dataset(_npz(tmp_path / "c.npz", **a))
 
 
 def _with(**changes):

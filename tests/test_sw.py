@@ -175,13 +175,18 @@ def test_cli_help_explains(capsys):
 
 def test_bench_quick_writes_table(tmp_path):
     from bench.run import main as bench_main
-    assert bench_main(["--quick", "--jobs", "1", "--no-cocotb",
+    assert bench_main(["--quick", "--jobs", "1", "--no-cocotb", "--datasets", "iris",
                        "--out", str(tmp_path / "res")]) == 0
     md = (tmp_path / "res.md").read_text()
     assert "golden model, eRBP" in md and "float network, BP" in md and "samples/s" in md
+    assert "strong float network, BP" in md and "Strong float DFA of the same size minus" in md
     assert "## Core cycles" in md and "## Host link" in md
+    assert "## Accuracy per dataset" in md and "| iris | 4-128-3, 120 / 30 |" in md
     res = json.loads((tmp_path / "res.json").read_text())
     assert {r["rule"] for r in res["runs"]} == {"erbp", "dfa", "float-bp", "float-dfa"}
+    assert {(r["dataset"], r["rule"]) for r in res["dataset_runs"]} == {
+        (d, m) for d in ("digits", "iris") for m in ("strong-bp", "strong-dfa", "logreg")
+    } | {("iris", "erbp"), ("iris", "dfa")}
     assert res["speed"]["infer"] > 0
 
     # the board section, from a board report like the one `make bitstream` writes
