@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .preprocess import Preprocess, PreprocessError
+
 __all__ = ["BUILTIN", "Dataset", "DataError", "load_dataset", "quantise", "read_idx"]
 
 #: The four MNIST files, as (array name, file stem) pairs.
@@ -61,7 +63,11 @@ class Dataset:
     classes : list
         Original label values; ``classes[c]`` is the label of class id ``c``.
     image_shape : tuple or None
-        ``(H, W)`` when the features are an image, else None.
+        ``(H, W)`` when the raw features are an image, else None.
+    preprocess : Preprocess or None
+        The mapping from raw features to the codes, fitted on the training split
+        (:mod:`sim.preprocess`); ``x_*`` have ``preprocess.n_channels`` columns (``2F`` for
+        ON/OFF pairs). None only for a Dataset built by hand.
     """
 
     name: str
@@ -71,9 +77,11 @@ class Dataset:
     y_test: np.ndarray
     classes: list
     image_shape: tuple | None
+    preprocess: Preprocess | None = None
 
     @property
     def n_features(self) -> int:
+        """Input channels of the codes (the network's ``n_in``)."""
         return int(self.x_train.shape[1])
 
     @property
@@ -82,7 +90,8 @@ class Dataset:
 
 
 def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | None = None,
-                 limit_test: int | None = None) -> Dataset:
+                 limit_test: int | None = None, encoding: str = "global",
+                 preprocess: Preprocess | None = None) -> Dataset:
     """Load and quantise a dataset.
 
     Parameters
@@ -116,13 +125,20 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
         Keep only the first N samples of each split, for quick runs. The quantisation range
         and the class list still come from the whole training set, so a limited run sees
         the same codes and class ids as a full one.
+    encoding : str
+        How features become codes (:mod:`sim.preprocess`): ``"global"`` (default; the
+        global minimum and maximum of the training features, :func:`quantise`), ``"rate"``
+        (per-feature minimum and maximum) or ``"onoff"`` (two channels per feature).
+        Fitted on the whole training split, before ``limit_train``.
+    preprocess : Preprocess, optional
+        An already fitted preprocessing (from a checkpoint) to apply instead of fitting
+        one; its kind and ``in_bits`` must equal ``encoding`` and ``in_bits``.
 
     Returns
     -------
     Dataset
         Training labels are mapped to class ids in sorted order of their values; features
-        are quantised with :func:`quantise` using the global minimum and maximum of the
-        training features.
+        are encoded by the fitted (or given) :class:`Preprocess`, stored in the Dataset.
 
     Raises
     ------
@@ -166,16 +182,38 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
     x_tr, x_te, shape = _check_arrays(name, x_tr, y_tr, x_te, y_te)
     image_shape = image_shape or shape
     classes, y_tr, y_te = _encode_labels(name, y_tr, y_te)
-    lo, hi = _finite_range(name, "x_train", x_tr)
+    _finite_range(name, "x_train", x_tr)
     _finite_range(name, "x_test", x_te)
     _check_not_constant(name, x_tr)
+    pre = _preprocessing(name, x_tr, in_bits, encoding, preprocess)
 
     x_tr, y_tr = x_tr[:limit_train], y_tr[:limit_train]
     x_te, y_te = x_te[:limit_test], y_te[:limit_test]
     return Dataset(name=name,
-                   x_train=quantise(x_tr, lo, hi, in_bits), y_train=y_tr,
-                   x_test=quantise(x_te, lo, hi, in_bits), y_test=y_te,
-                   classes=classes, image_shape=image_shape)
+                   x_train=pre.transform(x_tr), y_train=y_tr,
+                   x_test=pre.transform(x_te), y_test=y_te,
+                   classes=classes, image_shape=image_shape, preprocess=pre)
+
+
+def _preprocessing(name, x_tr, in_bits, encoding, preprocess) -> Preprocess:
+    """Fit the preprocessing on the training features, or check a given one against them."""
+    try:
+        if preprocess is None:
+            return Preprocess.fit(x_tr, encoding, in_bits)
+        if not isinstance(preprocess, Preprocess):
+            raise PreprocessError(f"preprocess must be a Preprocess, not "
+                                  f"{type(preprocess).__name__}")
+        if (preprocess.kind, preprocess.in_bits) != (encoding, in_bits):
+            raise PreprocessError(f"the given preprocessing is encoding={preprocess.kind!r}, "
+                                  f"in_bits={preprocess.in_bits} but encoding={encoding!r}, "
+                                  f"in_bits={in_bits} was asked for")
+        if preprocess.n_features != x_tr.shape[1]:
+            raise PreprocessError(f"the given preprocessing was fitted on "
+                                  f"{preprocess.n_features} features but the data has "
+                                  f"{x_tr.shape[1]}")
+        return preprocess
+    except PreprocessError as e:
+        raise DataError(f"{name}: {e}") from None
 
 
 def quantise(x: np.ndarray, lo: float, hi: float, in_bits: int) -> np.ndarray:

@@ -6,7 +6,8 @@ defines what each one does. Fields are of two kinds:
 * ``arch``: fixed when a bitstream is built (sizes, widths, timesteps per sample);
 * ``reg``: runtime registers the host may rewrite between samples (mode, shifts, thresholds,
   boxcar bounds, seed);
-* ``host``: host-side training choices (initial weights, learning-rate schedule).
+* ``host``: host-side training choices (initial weights, learning-rate schedule, the input
+  encoding of the features).
 
 The object is frozen; derive variants with :meth:`Config.replace`.
 """
@@ -22,12 +23,16 @@ from pathlib import Path
 from .registers import REGISTERS, RESET_MODES, SHIFT_MAX
 from .rules import MODE_NAMES, RULE_NAMES, learning_shifts
 
-__all__ = ["Config", "ConfigError", "RULES", "MODES", "RESET_MODES", "markdown_table"]
+__all__ = ["Config", "ConfigError", "RULES", "MODES", "RESET_MODES", "ENCODINGS",
+           "markdown_table"]
 
 #: Learning rules the core implements (``spec.rules``).
 RULES = RULE_NAMES
 #: Presentation modes: inference plus one per learning rule.
 MODES = MODE_NAMES
+#: Host-side encodings of raw features into input intensities (``sim.preprocess``,
+#: docs/spec.md section 9): one global min/max (today's), per-feature min/max, ON/OFF pairs.
+ENCODINGS = ("global", "rate", "onoff")
 
 
 class ConfigError(ValueError):
@@ -66,6 +71,8 @@ _HOST_FIELDS = [
     ("init_std_out", int, _host(32, "std of the initial output weights, in weight LSBs")),
     ("lr_decay_epochs", tuple, _host((6, 10, 14, 18), "epochs (0-based) from which every "
                                      "learning shift is one larger, cumulatively; e.g. 8,14")),
+    ("encoding", str, _host("global", "features to intensities (spec 9.1): 'global' min/max, "
+                            "per-feature 'rate' min/max, or 'onoff' pairs (n_in = 2F)")),
 ]
 
 
@@ -84,6 +91,9 @@ class _ConfigMethods:
             if f.name == "lr_decay_epochs":
                 need(isinstance(v, tuple) and all(isinstance(e, int) and e >= 1 for e in v),
                      "lr_decay_epochs must be a tuple of epoch numbers >= 1")
+                continue
+            if f.name == "encoding":
+                need(v in ENCODINGS, f"encoding must be one of {ENCODINGS}, not {v!r}")
                 continue
             reg = f.metadata.get("register")
             if reg is not None and reg.choices:
@@ -200,7 +210,7 @@ class _ConfigMethods:
             key = key.strip().replace("-", "_")
             if not sep or key not in names:
                 raise ConfigError(f"--set expects FIELD=VALUE with a known field, got {item!r}")
-            if key == "reset":
+            if key in ("reset", "encoding"):
                 changes[key] = value.strip()
             elif key == "lr_decay_epochs":
                 try:

@@ -16,6 +16,7 @@ import numpy as np
 
 from sim.data import DataError, load_dataset
 from sim.floatref import RULES as FLOAT_RULES
+from sim.preprocess import PreprocessError
 from spec import link
 from spec.config import RULES, Config, ConfigError, markdown_table
 
@@ -182,19 +183,31 @@ def cmd_train(args) -> int:
                    if kinds[k] == "arch" and v != resume.cfg.to_dict()[k]]
         if changed:
             raise UserError(f"cannot change architecture fields of a checkpoint: {changed}")
+        if cfg.encoding != resume.cfg.encoding:
+            raise UserError(f"cannot change the input encoding of a checkpoint: it was trained "
+                            f"with encoding={resume.cfg.encoding!r}, not {cfg.encoding!r} (the "
+                            "preprocessing is part of the model)")
     else:
         cfg = _load_config(args)
     cfg = cfg.replace(seed=args.seed & 0xFFFFFFFF) if not resume else cfg
-    ds = load_dataset(args.dataset, cfg.in_bits, args.limit_train, args.limit_test)
+    if resume and resume.preprocess is not None \
+            and resume.preprocess.n_channels != resume.cfg.n_in:
+        raise UserError(f"checkpoint network has {resume.cfg.n_in} inputs but its "
+                        f"preprocessing makes {resume.preprocess.n_channels}")
+    # a checkpoint's preprocessing is applied as stored (one written before it was stored:
+    # refitted on the training split, as it was then)
+    ds = load_dataset(args.dataset, cfg.in_bits, args.limit_train, args.limit_test,
+                      encoding=cfg.encoding, preprocess=resume.preprocess if resume else None)
     cfg = cfg.replace(n_in=ds.n_features, n_out=ds.n_classes) if not resume else cfg
     if resume and (cfg.n_in, cfg.n_out) != (ds.n_features, ds.n_classes):
         raise UserError(f"checkpoint network is {cfg.n_in} in / {cfg.n_out} out but the dataset "
-                        f"has {ds.n_features} features / {ds.n_classes} classes")
+                        f"has {ds.n_features} input channels / {ds.n_classes} classes")
     n_const = int(np.sum(np.ptp(ds.x_train, axis=0) == 0))
     const = f" ({n_const} with one code over the training set: no information)" \
         if n_const else ""
     _say(args, f"{ds.name}: {len(ds.x_train)} train / {len(ds.x_test)} test samples, "
-               f"{ds.n_features} features{const}, {ds.n_classes} classes; network "
+               f"{ds.preprocess.n_features} features, {cfg.encoding} encoding: "
+               f"{ds.n_features} input channels{const}, {ds.n_classes} classes; network "
                f"{cfg.n_in}-{cfg.n_hid}-{cfg.n_out}, T={cfg.timesteps}, rule {args.rule}, "
                f"backend {args.backend}")
 
@@ -243,7 +256,7 @@ def _train_spiking(args, cfg, ds, resume):
             w1, w2 = backend.read_weights()
             save_checkpoint(ck_path, Checkpoint(cfg, w1, w2, backend.sample_counter, rec.epoch,
                                                 {"dataset": ds.name, "rule": args.rule,
-                                                 "seed": args.seed}))
+                                                 "seed": args.seed}, ds.preprocess))
 
     with _open_backend(args, cfg, ds) as backend:
         if resume:
@@ -343,7 +356,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return {"train": cmd_train, "config": cmd_config,
                 "virtual-board": cmd_virtual_board}[args.command](args)
-    except (UserError, DataError, ConfigError, CheckpointError, BackendError, BoardError) as e:
+    except (UserError, DataError, ConfigError, CheckpointError, BackendError, BoardError,
+            PreprocessError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -52,7 +52,11 @@ def alignment_curve(history, path: Path, title: str) -> None:
 
 def hidden_weights(w1: np.ndarray, image_shape, path: Path, n: int = 32) -> bool:
     """Input weights of the first ``n`` hidden neurons as images; False if the input is not
-    image-shaped."""
+    image-shaped. With ON/OFF input pairs (``2F`` rows, ON block first) each image is the ON
+    weights minus the OFF weights."""
+    if image_shape is not None and w1.shape[0] == 2 * int(np.prod(image_shape)):
+        f = w1.shape[0] // 2
+        w1 = w1[:f].astype(np.int64) - w1[f:]
     if image_shape is None or int(np.prod(image_shape)) != w1.shape[0]:
         return False
     plt = _plt()

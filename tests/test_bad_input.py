@@ -88,7 +88,7 @@ def test_some_constant_features_are_allowed_and_reported(capsys, tmp_path):
     np.savez(p, **a)
     assert main(["train", "--dataset", str(p), *FAST]) == 0
     out = capsys.readouterr()
-    assert "5 features (1 with one code over the training set: no information)" in out.out
+    assert "5 input channels (1 with one code over the training set: no information)" in out.out
 
 
 # ---- a board with a fixed bitstream ------------------------------------------------------------
