@@ -37,9 +37,12 @@ def test_readout_counts_and_prediction(lanes, n_out, T):
                 got_s = [(s_out >> k) & 1 for k in range(n_out)]
                 if got_s != [int(v) for v in spikes[t]]:
                     bad.append(("s_out", t, got_s))
+            ctx.set(dut.k_next, 0)              # the cycle before the scan (the count is
+            await ctx.tick()                    # registered from k_next)
             ctx.set(dut.arg, 1)
             for k in range(n_out):
                 ctx.set(dut.k, k)
+                ctx.set(dut.k_next, (k + 1) % n_out)
                 if ctx.get(dut.count) != spikes[:, k].sum():
                     bad.append(("count", k, ctx.get(dut.count)))
                 await ctx.tick()

@@ -233,7 +233,8 @@ class Core(wiring.Component):
         m.d.comb += [
             readout.clear.eq(seq.count_clear), readout.spk_valid.eq(y.valid & y.layer),
             readout.spk_block.eq(y.block), readout.spk.eq(y.s),
-            readout.k.eq(seq.k), readout.arg.eq(seq.arg), seq.count.eq(readout.count),
+            readout.k.eq(seq.k), readout.k_next.eq(seq.k_next), readout.arg.eq(seq.arg),
+            seq.count.eq(readout.count),
             seq.s_out.eq(readout.s_out),
         ]
         return m

@@ -16,6 +16,13 @@ class Readout(wiring.Component):
     comparator instead of a tree of them): the sequencer presents ``k = 0 .. n_out - 1``
     with ``arg`` high.
 
+    ``count`` is registered: it is ``counts[k_next]`` of the cycle before, where ``k_next``
+    is the value ``k`` takes next; so the count multiplexer is not in series with what uses
+    the count (the prediction's comparator, the sequencer's DFA error). That equals
+    ``counts[k]`` whenever the counts did not change in the cycle before, which holds for
+    every scan of ``k`` (``ARG``, ``DFA_E``: no output ``FIRE`` block is in the pipeline
+    after ``ERR``).
+
     Parameters
     ----------
     n_out, timesteps, lanes : int
@@ -29,12 +36,13 @@ class Readout(wiring.Component):
         Zero the counts (a presentation starts).
     spk_valid, spk_block, spk : In
         Stage Y of an output ``FIRE`` block: its block number and ``P`` spikes.
-    k : In(range(max(n_out, 2)))
-        Count selected for ``count`` (and for ``arg``).
+    k, k_next : In(range(max(n_out, 2)))
+        The count of the scan (for ``arg``); the value ``k`` takes in the next cycle.
     arg : In(1)
-        One step of the prediction's scan: ``k`` is compared with the best so far.
+        One step of the prediction's scan: ``count`` (of ``k``) is compared with the best
+        so far.
     count : Out(range(timesteps + 1))
-        ``counts[k]``.
+        ``counts[k_next]`` of the cycle before (``counts[k]`` in a scan).
     counts : Out(ArrayLayout(range(timesteps + 1), n_out))
     pred : Out(range(max(n_out, 2)))
         The result of the last complete ``arg`` scan.
@@ -53,7 +61,7 @@ class Readout(wiring.Component):
             super().__init__({
                 "clear": In(1),
                 "spk_valid": In(1), "spk_block": In(range(max(n_blocks, 2))), "spk": In(lanes),
-                "k": In(range(max(n_out, 2))), "arg": In(1),
+                "k": In(range(max(n_out, 2))), "k_next": In(range(max(n_out, 2))), "arg": In(1),
                 "count": Out(cnt),
                 "counts": Out(data.ArrayLayout(cnt, n_out)),
                 "pred": Out(range(max(n_out, 2))),
@@ -82,7 +90,8 @@ class Readout(wiring.Component):
         for k in range(n_out):
             hit = self.spk_valid & (self.spk_block == k // P) & self.spk[k % P]
             m.d.sync += counts[k].eq(Mux(self.clear, 0, counts[k] + hit))
-        ck = counts[self.k]
+        ck = Signal(range(T + 1))
+        m.d.sync += ck.eq(counts[self.k_next])
         with m.If(self.arg & ((self.k == 0) | (ck > best))):
             m.d.sync += [best.eq(ck), best_k.eq(self.k)]
         m.d.comb += [self.count.eq(ck), self.pred.eq(best_k), self.s_out.eq(s_out)]

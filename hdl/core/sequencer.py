@@ -99,7 +99,9 @@ class Sequencer(wiring.Component):
     h_in : Out(32); h_q : In(32)
         The scalar hash.
     fb_start, fb_issue, fb_fill, key1, k, fb_addr : Out; fb_h_in, fb_rows_issued, fb_done : In
-        The feedback source (its fill; its read address, ahead of the projection).
+        The feedback source (its fill; its read address, ahead of the projection). ``k``
+        also selects the readout's count; ``k_next : Out`` is the value ``k`` takes in the
+        next cycle (the readout registers that count).
     phi_start : Out(1)
         The dither takes ``hstep = h_q`` (the step begins).
     e_load, e_in, e_set, e_set_k, e_set_value, e_sum : Out
@@ -139,7 +141,7 @@ class Sequencer(wiring.Component):
                 "list_reset": Out(1), "list_restart": Out(1), "list_take": Out(1),
                 "h_in": Out(32), "h_q": In(32),
                 "fb_start": Out(1), "fb_issue": Out(1), "fb_fill": Out(1), "key1": Out(32),
-                "k": Out(kr), "fb_addr": Out(range(max(nb1, 1))),
+                "k": Out(kr), "k_next": Out(kr), "fb_addr": Out(range(max(nb1, 1))),
                 "fb_h_in": In(32), "fb_rows_issued": In(1), "fb_done": In(1),
                 "phi_start": Out(1),
                 "e_load": Out(1), "e_in": Out(data.ArrayLayout(signed(ew), n_out)),
@@ -206,9 +208,13 @@ class Sequencer(wiring.Component):
             idle=Signal(), upd_h_issue=Signal(),    # an UPD or DFAU block of layer 0 issued
             kc=Signal(range(max(3 * HASH_LATENCY, MAX_WEIGHT_LATENCY + 1))),
             kk=Signal(range(max(n_out, 2))),
+            kk_next=Signal(range(max(n_out, 2))),   # kk's next value (the states set it)
             enc_busy_q=Signal(),
         )
         r.s0, r.h_in, r.h_q = self.issue, self.h_in, self.h_q
+        # kk is set through kk_next, so the readout can register the count of kk's next value
+        m.d.comb += r.kk_next.eq(r.kk)
+        m.d.sync += r.kk.eq(r.kk_next)
         r.take, r.lst_restart, r.list_reset = self.list_take, self.list_restart, self.list_reset
         r.fb_issue, r.phi_start, r.drained = self.fb_issue, self.phi_start, self.drained
         r.load_e, r.e_in, r.upd_next, r.s_out = self.e_load, self.e_in, self.e_sum, self.s_out
@@ -237,7 +243,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.sample_counter.eq(r.counter), self.busy.eq(~r.idle),
                      self.mode.eq(r.mode), self.replay.eq(r.dfa_learn),
                      self.learn.eq(RULES.learns(r.mode, r.dfa_learn)),
-                     self.key1.eq(r.key1), self.k.eq(r.kk),
+                     self.key1.eq(r.key1), self.k.eq(r.kk), self.k_next.eq(r.kk_next),
                      self.base_h.eq(r.rbase[0]), self.base_o.eq(r.rbase[1])]
         return r
 
@@ -351,7 +357,8 @@ class Sequencer(wiring.Component):
                 m.d.sync += [r.mode.eq(self.cmd.payload.mode), r.label.eq(self.cmd.payload.label),
                              r.t.eq(0), r.g.eq(r.base), r.tacc.eq(0), r.tgt_cnt.eq(0),
                              r.first.eq(1), r.dfa_learn.eq(0), r.b.eq(0), r.kc.eq(0),
-                             r.kk.eq(0), *[rb.eq(0) for rb in r.rbase]]
+                             *[rb.eq(0) for rb in r.rbase]]
+                m.d.comb += r.kk_next.eq(0)
                 m.d.comb += self.count_clear.eq(1)
                 with m.If(self.cmd.payload.mode == Mode.INFER):
                     m.next = "STEP"
@@ -385,9 +392,9 @@ class Sequencer(wiring.Component):
             # the last H issues are the first step's hash
             m.d.comb += [r.fb_issue.eq(1), r.h_in.eq(r.fb_h_in)]
             m.d.comb += self.fb_fill.eq(1)
-            m.d.sync += r.kk.eq(r.kk + 1)
+            m.d.comb += r.kk_next.eq(r.kk + 1)
             with m.If(r.kk == n_out - 1):
-                m.d.sync += r.kk.eq(0)
+                m.d.comb += r.kk_next.eq(0)
             with m.If(self.fb_done):
                 m.next = "STEP"
 
@@ -496,16 +503,16 @@ class Sequencer(wiring.Component):
             m.d.sync += r.kc.eq(r.kc + 1)
             with m.If(r.kc == L - 1):
                 with m.If(RULES.has_replay(r.mode) & ~r.dfa_learn):
-                    m.d.sync += r.kk.eq(0)
+                    m.d.comb += r.kk_next.eq(0)
                     m.next = "DFA_E"
                 with m.Else():
-                    m.d.sync += r.kk.eq(0)
+                    m.d.comb += r.kk_next.eq(0)
                     m.next = "ARG"
 
         with m.State("ARG"):
             # the prediction: the lowest index of the largest count, one count a cycle
             m.d.comb += self.arg.eq(1)
-            m.d.sync += r.kk.eq(r.kk + 1)
+            m.d.comb += r.kk_next.eq(r.kk + 1)
             with m.If(r.kk == n_out - 1):
                 m.next = "DONE"
 
@@ -526,9 +533,10 @@ class Sequencer(wiring.Component):
             m.d.comb += r.h_in.eq(r.key2 ^ r.base)
             m.d.comb += [self.e_set.eq(1), self.e_set_k.eq(r.kk),
                          self.e_set_value.eq(Mux(r.label == r.kk, r.tgt_cnt, 0) - self.count)]
-            m.d.sync += r.kk.eq(r.kk + 1)
+            m.d.comb += r.kk_next.eq(r.kk + 1)
             with m.If(r.kk == n_out - 1):
-                m.d.sync += [r.kk.eq(0), r.t.eq(0), r.g.eq(r.base), r.dfa_learn.eq(1),
+                m.d.comb += r.kk_next.eq(0)
+                m.d.sync += [r.t.eq(0), r.g.eq(r.base), r.dfa_learn.eq(1),
                              *[rb.eq(0) for rb in r.rbase]]
                 m.next = "DFA_E2"
         with m.State("DFA_E2"):
