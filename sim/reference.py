@@ -44,10 +44,20 @@ def ref_key(cfg, domain: int) -> int:
     return ref_hash32(ref_hash32(cfg.seed) ^ domain)
 
 
-def ref_feedback(cfg, j, k) -> int:
-    """Spec 3: B[j, k] = +1 if bit (k mod 32) of hash32(key(1) ^ j ^ ((k >> 5) << 16)) is 1."""
+def ref_feedback_raw(cfg, j, k) -> int:
+    """Spec 3: +1 if bit (k mod 32) of hash32(key(1) ^ j ^ ((k >> 5) << 16)) is 1, else -1."""
     h = ref_hash32(ref_key(cfg, 1) ^ int(j) ^ ((int(k) >> 5) << 16))
     return 1 if (h >> (int(k) % 32)) & 1 else -1
+
+
+def ref_feedback(cfg, j, k) -> int:
+    """Spec 3: B[j, k], the raw entry, except that a constant row (n_out >= 2) has its entry
+    k = 0 negated."""
+    raw = ref_feedback_raw(cfg, j, k)
+    if int(k) != 0 or cfg.n_out < 2:
+        return raw
+    row = {ref_feedback_raw(cfg, j, kk) for kk in range(cfg.n_out)}
+    return -raw if len(row) == 1 else raw
 
 
 def ref_dither(cfg, g, n, s) -> int:

@@ -117,13 +117,20 @@ def feedback_matrix(cfg: Config) -> np.ndarray:
 
     ``B[j, k] = +1`` if bit ``k mod 32`` of ``hash32(key ^ j ^ ((k >> 5) << 16))`` is set, else
     ``-1``, with ``key = stream_key(seed, DOMAIN_FEEDBACK)``: one hash gives a row of up to 32
-    entries. The hardware regenerates it on the fly (or caches it per presentation).
+    entries; then a *constant* row (every entry the same, ``n_out >= 2``) has its first entry
+    negated. A constant row projects the centered error to zero (its neuron would never
+    learn): with ``n_out = 2`` that is half the rows. The hardware regenerates ``B`` from this
+    definition (or caches it per presentation).
     """
     key = stream_key(cfg.seed, DOMAIN_FEEDBACK)
     j = np.arange(cfg.n_hid, dtype=np.uint32)[:, None]
     k = np.arange(cfg.n_out, dtype=np.uint32)[None, :]
     h = hash32(np.uint32(key) ^ j ^ ((k >> np.uint32(5)) << np.uint32(16)))
-    return np.where((h >> (k & np.uint32(31))) & np.uint32(1), 1, -1).astype(np.int32)
+    b = np.where((h >> (k & np.uint32(31))) & np.uint32(1), 1, -1).astype(np.int32)
+    if cfg.n_out >= 2:
+        constant = np.all(b == b[:, :1], axis=1)
+        b[constant, 0] = -b[constant, 0]
+    return b
 
 
 def dither(cfg: Config, step, neuron, shift: int):

@@ -64,8 +64,27 @@ def test_feedback_matrix_matches_written_definition():
     key = spec_hash32(spec_hash32(cfg.seed) ^ 1)
     want = np.array([[1 if (spec_hash32(key ^ j ^ ((k >> 5) << 16)) >> (k % 32)) & 1 else -1
                       for k in range(5)] for j in range(17)])
+    for row in want:
+        if len(set(row)) == 1:                  # a constant row: its entry 0 negated
+            row[0] = -row[0]
     np.testing.assert_array_equal(feedback_matrix(cfg), want)
     assert stream_key(cfg.seed, 1) == key
+
+
+@pytest.mark.parametrize("n_out", [2, 3, 4])
+def test_every_hidden_neuron_receives_error(n_out):
+    """No row of B is constant, so for every hidden neuron some output error projects to a
+    nonzero dendrite input (with n_out = 2, half the hashed rows were constant)."""
+    for seed in range(5):
+        cfg = Config(n_hid=200, n_out=n_out, seed=seed)
+        B = feedback_matrix(cfg)
+        assert not np.any(np.all(B == B[:, :1], axis=1))
+        # the errors of one output at a time: e = unit vectors span every direction
+        reached = np.any(project_error(B, np.eye(n_out, dtype=np.int64)) != 0, axis=0)
+        assert reached.all(), f"seed {seed}: {np.flatnonzero(~reached)} get no error"
+    # for n_out = 2 every row is then (+1, -1) or (-1, +1), both about equally often
+    rows = feedback_matrix(Config(n_hid=4000, n_out=2, seed=1))
+    assert np.all(rows.sum(axis=1) == 0) and abs(rows[:, 0].mean()) < 0.05
 
 
 def test_feedback_matrix_wide_rows():

@@ -8,7 +8,7 @@ the same port, not a change of the projection (:class:`~.projection.ErrorProject
 (``b_bits = 1``) is hashed into a RAM once per learning presentation (``KEYS`` / ``FB``).
 """
 
-from amaranth.hdl import Cat, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -54,7 +54,8 @@ class FeedbackPort:
 
 
 class HashedFeedback(wiring.Component):
-    """``B[j, k]`` = bit ``k mod 32`` of ``hash32(key1 ^ j ^ ((k >> 5) << 16))`` (spec 6.1),
+    """``B[j, k]`` = bit ``k mod 32`` of ``hash32(key1 ^ j ^ ((k >> 5) << 16))`` (spec 3; a
+    constant row with its entry 0 negated),
     hashed into a single-port RAM of ``NB1`` words, one bit a cycle: a source of signs,
     ``b_bits = 1``.
 
@@ -125,7 +126,7 @@ class HashedFeedback(wiring.Component):
             m.d.sync += [ji.eq(0), ki.eq(0), bj.eq(0), lj.eq(0)]
         with m.If(self.fill):
             bit = self.h_q.bit_select(self.k[:5], 1)
-            sr = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
+            sr = self._fill_word(m, fb_sr, bit, P, n_out)
             m.d.sync += fb_sr.eq(sr)
             with m.If(self.k == n_out - 1):
                 m.d.sync += lj.eq(lj + 1)
@@ -134,3 +135,21 @@ class HashedFeedback(wiring.Component):
                     m.d.sync += [lj.eq(0), bj.eq(bj + 1)]
                     m.d.comb += self.done.eq(bj == nb1 - 1)
         return m
+
+    def _fill_word(self, m, fb_sr, bit, P, n_out):
+        """The shift register with ``bit`` shifted in; when that bit completes a constant row
+        (``n_out >= 2``), the row's entry ``k = 0`` negated (spec 3). ``first`` holds the
+        row's entry 0, ``same`` that every entry since has equalled it."""
+        shifted = Cat(fb_sr[1:], bit) if P * n_out > 1 else bit
+        if n_out < 2:
+            return shifted
+        first, same = Signal(), Signal()
+        with m.If(self.k == 0):
+            m.d.sync += [first.eq(bit), same.eq(1)]
+        with m.Else():
+            m.d.sync += same.eq(same & (bit == first))
+        constant = (self.k == n_out - 1) & same & (bit == first)
+        # the completed row is the top n_out bits; its entry 0 is the lowest of them
+        sr = Signal(P * n_out)
+        m.d.comb += sr.eq(Mux(constant, shifted ^ (1 << (P * n_out - n_out)), shifted))
+        return sr
