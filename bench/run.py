@@ -46,10 +46,13 @@ def _spiking(args):
     from sim.golden import init_weights
     from sw.backend import GoldenBackend
     from sw.calibrate import calibrate_start
+    from sw.defaults import config_for
     from sw.train import train
 
-    ds = load_dataset(dataset, limit_train=limit, limit_test=limit_test)
-    cfg = Config(seed=seed, n_in=ds.n_features, n_out=ds.n_classes)
+    cfg, _ = config_for(None, dataset)            # the defaults of its kind, as the CLI's
+    ds = load_dataset(dataset, cfg.in_bits, limit_train=limit, limit_test=limit_test,
+                      encoding=cfg.encoding)
+    cfg = cfg.replace(seed=seed, n_in=ds.n_features, n_out=ds.n_classes)
     be = GoldenBackend(cfg)
     w1, w2 = init_weights(cfg, seed)
     be.write_weights(w1, w2)
@@ -86,8 +89,11 @@ def _float(args):
 def _strong(args):
     model, dataset, seed, epochs, limit, limit_test = args
     from sim.strongref import train_logreg, train_strong
+    from sw.defaults import config_for
 
-    ds = load_dataset(dataset, limit_train=limit, limit_test=limit_test)
+    cfg, _ = config_for(None, dataset)            # the codes the spiking model sees
+    ds = load_dataset(dataset, cfg.in_bits, limit_train=limit, limit_test=limit_test,
+                      encoding=cfg.encoding)
     xy = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     if model == "logreg":
         res = train_logreg(*xy, seed=seed)
@@ -97,7 +103,7 @@ def _strong(args):
     return {"rule": model, "seed": seed, "dataset": dataset,
             "test_accuracy": res.test_accuracy, "train_accuracy": res.train_accuracy,
             "epochs": res.epochs, "n_in": ds.n_features, "n_out": ds.n_classes,
-            "n_train": len(ds.x_train), "n_test": len(ds.x_test)}
+            "encoding": cfg.encoding, "n_train": len(ds.x_train), "n_test": len(ds.x_test)}
 
 
 def measure_speed(n_train: int = 400, repeats: int = 3) -> dict:
@@ -165,17 +171,17 @@ def _dataset_section(results: dict) -> list:
         f"better on-chip rule (by mean) minus the strong float network, in points "
         f"(negative: the chip is worse).",
         "",
-        "| dataset | network, train / test | golden eRBP | golden DFA | strong float BP | "
-        "strong float DFA | logistic regression | best on-chip minus strong DFA | "
-        "best on-chip minus strong BP |",
+        "| dataset | network (encoding), train / test | golden eRBP | golden DFA | "
+        "strong float BP | strong float DFA | logistic regression | "
+        "best on-chip minus strong DFA | best on-chip minus strong BP |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name in names:
         info = next((r for r in rows if r.get("dataset") == name and "n_in" in r), None)
         if info is None:
             continue
-        net = (f"{info['n_in']}-{results['config']['n_hid']}-{info['n_out']}, "
-               f"{info['n_train']} / {info['n_test']}")
+        net = (f"{info['n_in']}-{results['config']['n_hid']}-{info['n_out']} "
+               f"({info.get('encoding', 'global')}), {info['n_train']} / {info['n_test']}")
         cells = [_pm(*_mean(rows, m, dataset=name)) for m in DATASET_MODELS]
         best = max(_mean(rows, r, dataset=name)[0] for r in RULE_NAMES)
         gaps = [f"{100 * (best - _mean(rows, f'strong-{r}', dataset=name)[0]):+.2f}"

@@ -26,7 +26,8 @@ import numpy as np
 
 from .preprocess import Preprocess, PreprocessError
 
-__all__ = ["BUILTIN", "Dataset", "DataError", "load_dataset", "quantise", "read_idx"]
+__all__ = ["BUILTIN", "Dataset", "DataError", "dataset_kind", "load_dataset", "quantise",
+           "read_idx"]
 
 #: The four MNIST files, as (array name, file stem) pairs.
 _IDX_FILES = (
@@ -301,6 +302,26 @@ _SYNTH = {
 
 #: The names :func:`load_dataset` knows (nothing is downloaded for any of them).
 BUILTIN = ("digits", "wine", "breast_cancer", "iris", *_SYNTH)
+#: The built-in datasets that are images (sparse, zero-based intensities).
+_IMAGES = ("digits",)
+
+
+def dataset_kind(spec: str | os.PathLike) -> str:
+    """``"images"`` or ``"dense"``, without loading the data: ``digits`` and MNIST IDX
+    directories are images, so is a ``.npz`` whose ``x_train`` is image-shaped
+    ``(N, H, W)``; every other source is dense features. A source that cannot be read is
+    called dense here (:func:`load_dataset` then says what is wrong with it)."""
+    if isinstance(spec, str) and spec in BUILTIN:
+        return "images" if spec in _IMAGES else "dense"
+    path = Path(spec)
+    if path.is_dir():
+        return "images"
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ndim = len(z["x_train"].shape) if "x_train" in z.files else 2
+    except (OSError, ValueError, zipfile.BadZipFile, KeyError):
+        return "dense"
+    return "images" if ndim == 3 else "dense"
 
 
 def _load_builtin(name: str):

@@ -50,7 +50,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config_args(p):
     p.add_argument("--config", metavar="FILE",
-                   help="JSON or TOML file of configuration fields (flat, or a [config] table)")
+                   help="JSON or TOML file of configuration fields (flat, or a [config] table), "
+                        "or 'images' / 'dense' (the defaults per kind of data, sw/defaults/); "
+                        "train picks the dataset's kind when this is not given")
     p.add_argument("--set", metavar="FIELD=VALUE", action="append", default=[],
                    help="override one configuration field; repeatable (e.g. --set n_hid=64)")
 
@@ -131,8 +133,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load_config(args) -> Config:
-    cfg = Config.from_file(args.config) if args.config else Config()
+def _load_config(args, dataset=None) -> Config:
+    """``--config`` (a file or a kind's defaults) with ``--set`` applied; for a training run
+    (``dataset``) without ``--config``, the defaults of the dataset's kind."""
+    from .defaults import KINDS, config_for
+
+    if dataset is None and args.config not in KINDS:
+        cfg = Config.from_file(args.config) if args.config else Config()
+    else:
+        cfg, source = config_for(args.config, dataset)
+        if dataset is not None:
+            _say(args, f"configuration: {source}")
     return cfg.with_overrides(args.set)
 
 
@@ -188,7 +199,7 @@ def cmd_train(args) -> int:
                             f"with encoding={resume.cfg.encoding!r}, not {cfg.encoding!r} (the "
                             "preprocessing is part of the model)")
     else:
-        cfg = _load_config(args)
+        cfg = _load_config(args, args.dataset)
     cfg = cfg.replace(seed=args.seed & 0xFFFFFFFF) if not resume else cfg
     if resume and resume.preprocess is not None \
             and resume.preprocess.n_channels != resume.cfg.n_in:
@@ -301,7 +312,10 @@ def _open_backend(args, cfg, ds):
     except BackendError as e:
         info = e.board_info
         net = (f"a {info.get('n_in')}-{info.get('n_hid')}-{info.get('n_out')} network")
-        for key, have, what in (("n_in", ds.n_features, "features"),
+        pre = ds.preprocess
+        channels = "features" if pre.n_channels == pre.n_features else \
+            f"input channels ({pre.n_features} features, {cfg.encoding} encoding)"
+        for key, have, what in (("n_in", ds.n_features, channels),
                                 ("n_out", ds.n_classes, "classes")):
             if key not in info or info[key] == have:
                 continue

@@ -14,7 +14,9 @@ from spec.config import Config
 from sw.cli import main
 from tests.fake_board import ModelPort
 
-FAST = ["--epochs", "1", "--checkpoint", "none", "--probe", "0", "--calibrate", "off"]
+# (the images defaults: one input channel per feature; the dense defaults double them)
+FAST = ["--epochs", "1", "--checkpoint", "none", "--probe", "0", "--calibrate", "off",
+        "--config", "images"]
 
 
 def _arrays(n_feat=5, n_cls=3, n_tr=24, n_te=9):
@@ -124,3 +126,11 @@ def test_a_dataset_the_board_holds_trains(capsys, tmp_path, board):
     code, err = _run(capsys, tmp_path, _arrays(5, 3), *board, "--limit-train", "4",
                      "--limit-test", "3")
     assert code == 0, err
+
+
+def test_the_board_error_counts_input_channels(capsys, tmp_path, board):
+    """With the dense defaults (ON/OFF pairs) 4 features are 8 input channels."""
+    code, err = _run(capsys, tmp_path, _arrays(n_feat=4), *board, "--config", "dense")
+    assert code == 2
+    assert re.search(r"bad\.npz has 8 input channels \(4 features, onoff encoding\), more than "
+                     r"the board can hold", _one_error_line(err)), err

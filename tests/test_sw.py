@@ -134,12 +134,14 @@ def test_cli_trains_on_user_npz_and_writes_everything(capsys, tmp_path):
                 "samples_per_second"):
         assert key in r
     assert r["epochs"] == 3 and r["rule"] == "dfa" and r["seed"] == 1
-    assert r["config"]["n_in"] == 5 and r["config"]["n_out"] == 3
+    # dense features: the dense defaults, two input channels (ON/OFF) per feature
+    assert r["config"]["n_in"] == 2 * 5 and r["config"]["n_out"] == 3
+    assert r["config"]["encoding"] == "onoff"
     assert r["test_accuracy"] > 0.6          # three well separated blobs
     assert (out / "plots" / "accuracy.png").stat().st_size > 1000
     assert (out / "plots" / "raster.png").exists()
     ck = load_checkpoint(out / "ck.npz")
-    assert ck.epoch == 3 and ck.w1.shape == (5, 24)
+    assert ck.epoch == 3 and ck.w1.shape == (2 * 5, 24)
     assert re.search(r"test accuracy \d+\.\d\d %", stdout)
 
     # resume continues from the checkpoint's epoch and counter
@@ -181,7 +183,7 @@ def test_bench_quick_writes_table(tmp_path):
     assert "golden model, eRBP" in md and "float network, BP" in md and "samples/s" in md
     assert "strong float network, BP" in md and "Strong float DFA of the same size minus" in md
     assert "## Core cycles" in md and "## Host link" in md
-    assert "## Accuracy per dataset" in md and "| iris | 4-128-3, 120 / 30 |" in md
+    assert "## Accuracy per dataset" in md and "| iris | 8-128-3 (onoff), 120 / 30 |" in md
     res = json.loads((tmp_path / "res.json").read_text())
     assert {r["rule"] for r in res["runs"]} == {"erbp", "dfa", "float-bp", "float-dfa"}
     assert {(r["dataset"], r["rule"]) for r in res["dataset_runs"]} == {
