@@ -24,7 +24,7 @@ from .registers import REGISTERS, RESET_MODES, SHIFT_MAX
 from .rules import MODE_NAMES, RULE_NAMES, learning_shifts
 
 __all__ = ["Config", "ConfigError", "RULES", "MODES", "RESET_MODES", "ENCODINGS",
-           "markdown_table"]
+           "RECALIBRATE", "markdown_table"]
 
 #: Learning rules the core implements (``spec.rules``).
 RULES = RULE_NAMES
@@ -33,6 +33,9 @@ MODES = MODE_NAMES
 #: Host-side encodings of raw features into input intensities (``sim.preprocess``,
 #: docs/spec.md section 9): one global min/max (today's), per-feature min/max, ON/OFF pairs.
 ENCODINGS = ("global", "rate", "onoff")
+#: When the host recalibrates the hidden threshold during training (``sw/calibrate.py``,
+#: docs/spec.md section 9): never, or after each epoch whose hidden rate left the band.
+RECALIBRATE = ("off", "epoch")
 
 
 class ConfigError(ValueError):
@@ -73,6 +76,10 @@ _HOST_FIELDS = [
                                      "learning shift is one larger, cumulatively; e.g. 8,14")),
     ("encoding", str, _host("global", "features to intensities (spec 9.1): 'global' min/max, "
                             "per-feature 'rate' min/max, or 'onoff' pairs (n_in = 2F)")),
+    ("recalibrate", str, _host("off", "hidden-threshold recalibration during training (spec "
+                               "9): 'off', or 'epoch' (after an epoch whose hidden rate left "
+                               "the target ±30 %, theta_hid and the hidden boxcar are "
+                               "recalibrated)")),
 ]
 
 
@@ -94,6 +101,9 @@ class _ConfigMethods:
                 continue
             if f.name == "encoding":
                 need(v in ENCODINGS, f"encoding must be one of {ENCODINGS}, not {v!r}")
+                continue
+            if f.name == "recalibrate":
+                need(v in RECALIBRATE, f"recalibrate must be one of {RECALIBRATE}, not {v!r}")
                 continue
             reg = f.metadata.get("register")
             if reg is not None and reg.choices:
@@ -210,7 +220,7 @@ class _ConfigMethods:
             key = key.strip().replace("-", "_")
             if not sep or key not in names:
                 raise ConfigError(f"--set expects FIELD=VALUE with a known field, got {item!r}")
-            if key in ("reset", "encoding"):
+            if key in ("reset", "encoding", "recalibrate"):
                 changes[key] = value.strip()
             elif key == "lr_decay_epochs":
                 try:
