@@ -7,6 +7,12 @@ bisects ``theta_hid`` (on the golden model, with the initial weights, in inferen
 the hidden layer fires at a target rate, and scales the hidden boxcar bounds by the same
 factor so that the gate keeps its place relative to the threshold. Only runtime registers
 change; the result is printed and stored in the checkpoint's configuration.
+
+Training moves the hidden rate away from its calibrated value (on dense data it drifts from
+0.10 to about 0.26). With ``Config.recalibrate = "epoch"`` the training loop measures the rate
+after each epoch on the same calibration samples, with the weights read back from the backend,
+and calls :func:`recalibrate` (the same bisection, from the current thresholds) when it left
+``target * (1 ± RECALIBRATION_BAND)``.
 """
 
 from __future__ import annotations
@@ -16,10 +22,14 @@ import numpy as np
 from sim.golden import GoldenModel
 from spec.config import Config
 
-__all__ = ["hidden_rate", "calibrate_hidden", "calibrate_start", "CALIBRATION_SAMPLES"]
+__all__ = ["hidden_rate", "calibrate_hidden", "calibrate_start", "calibration_samples",
+           "recalibrate", "in_band", "CALIBRATION_SAMPLES", "RECALIBRATION_BAND"]
 
 #: Training samples the start-of-run calibration looks at.
 CALIBRATION_SAMPLES = 256
+#: Relative band around the target rate inside which the per-epoch recalibration leaves the
+#: thresholds alone.
+RECALIBRATION_BAND = 0.3
 
 
 def hidden_rate(cfg: Config, w1: np.ndarray, X: np.ndarray) -> float:
@@ -56,5 +66,28 @@ def calibrate_start(cfg: Config, w1: np.ndarray, x_train: np.ndarray, seed: int,
     """The calibration ``python -m sw train`` applies before training (``--calibrate``):
     :func:`calibrate_hidden` on :data:`CALIBRATION_SAMPLES` training samples drawn with
     ``default_rng(seed)``."""
+    return calibrate_hidden(cfg, w1, calibration_samples(x_train, seed), target)
+
+
+def calibration_samples(x_train: np.ndarray, seed: int) -> np.ndarray:
+    """The fixed calibration subset: :data:`CALIBRATION_SAMPLES` training samples drawn with
+    ``default_rng(seed)`` (the start-of-run calibration and every recalibration)."""
     pick = np.random.default_rng(seed).permutation(len(x_train))[:CALIBRATION_SAMPLES]
-    return calibrate_hidden(cfg, w1, x_train[pick], target)
+    return x_train[pick]
+
+
+def in_band(rate: float, target: float, band: float = RECALIBRATION_BAND) -> bool:
+    return target * (1 - band) <= rate <= target * (1 + band)
+
+
+def recalibrate(cfg: Config, w1: np.ndarray, X: np.ndarray, target: float = 0.1,
+                band: float = RECALIBRATION_BAND) -> tuple[Config, float, float]:
+    """The per-epoch check: ``(cfg', rate before, rate after)``. ``cfg'`` is ``cfg`` itself
+    while the hidden rate on ``X`` (the calibration samples) is within ``target * (1 ±
+    band)``, else :func:`calibrate_hidden`'s result from the current thresholds (the boxcar
+    bounds rescaled with ``theta_hid``)."""
+    rate = hidden_rate(cfg, w1, X)
+    if in_band(rate, target, band):
+        return cfg, rate, rate
+    new, after = calibrate_hidden(cfg, w1, X, target)
+    return new, rate, after

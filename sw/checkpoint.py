@@ -39,7 +39,10 @@ class Checkpoint:
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        h.update(json.dumps(self.cfg.to_dict(), sort_keys=True).encode())
+        d = self.cfg.to_dict()
+        if d.get("recalibrate") == "off":  # absent from older checkpoints: their digest stands
+            del d["recalibrate"]
+        h.update(json.dumps(d, sort_keys=True).encode())
         for w in (self.w1, self.w2):
             h.update(str(w.shape).encode())
             h.update(np.ascontiguousarray(w, dtype="<i4").tobytes())

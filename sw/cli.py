@@ -106,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "starts firing at --calibrate-rate; auto: for any dataset but digits, "
                         "unless theta_hid is given with --set (default: auto)")
     t.add_argument("--calibrate-rate", type=float, default=0.1, metavar="R",
-                   help="target initial hidden firing rate, spikes per neuron per step "
-                        "(default: 0.1)")
+                   help="target initial hidden firing rate, spikes per neuron per step, and "
+                        "the centre of the band --set recalibrate=epoch keeps it in after "
+                        "each epoch (default: 0.1)")
     t.add_argument("--probe", type=int, default=64, metavar="K",
                    help="samples in the per-epoch gradient-alignment probe (0: off)")
     t.add_argument("--train-eval", choices=("auto", "backend", "host"), default="auto",
@@ -257,12 +258,17 @@ def _train_spiking(args, cfg, ds, resume):
     if ck_path == "none":
         ck_path = None
 
-    def on_epoch(rec, backend):
+    def on_epoch(rec, backend, cfg):
         _say(args, f"epoch {rec.epoch:3d}: train {100 * rec.train_accuracy:6.2f} %  "
                    f"test {100 * rec.test_accuracy:6.2f} %  hidden rate {rec.hidden_rate:.3f}  "
                    f"zero updates {_frac(rec.zero_update_fraction_hid)}/"
                    f"{_frac(rec.zero_update_fraction_out)}  align {rec.alignment_deg:5.1f} deg  "
                    f"{rec.samples_per_second:.0f} samples/s")
+        if rec.recalibrated:
+            _say(args, f"recalibrated theta_hid {rec.theta_hid} -> {cfg.theta_hid}, hidden "
+                       f"boxcar ({cfg.bmin_hid}, {cfg.bmax_hid}): hidden rate "
+                       f"{rec.calibration_rate:.3f} -> {rec.recalibrated_rate:.3f} on the "
+                       f"calibration samples (target {args.calibrate_rate:g})")
         if ck_path:
             w1, w2 = backend.read_weights()
             save_checkpoint(ck_path, Checkpoint(cfg, w1, w2, backend.sample_counter, rec.epoch,
@@ -290,8 +296,9 @@ def _train_spiking(args, cfg, ds, resume):
             where = "host" if args.backend in ("virtual", "serial") else "backend"
         result = train(backend, ds, cfg, args.rule, args.epochs, args.seed, start_epoch,
                        progress=not args.quiet, on_epoch=on_epoch, probe=args.probe,
-                       train_eval=where)
+                       train_eval=where, target_rate=args.calibrate_rate)
         w1, w2 = backend.read_weights()
+        cfg = result.cfg
     if ck_path:
         _say(args, f"checkpoint: {ck_path}")
     summary = result.to_json()

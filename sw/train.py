@@ -3,6 +3,10 @@
 Each epoch presents the training set in the order ``default_rng(seed + 1000 * epoch)``
 (spec section 9), applies the learning-rate schedule by rewriting the registers, then
 measures train and test accuracy in inference mode and the gradient-alignment diagnostic.
+With ``Config.recalibrate = "epoch"`` it then checks the hidden rate on the calibration samples
+and, when it left the band around the target, recalibrates the hidden threshold and writes the
+new registers (``sw/calibrate.py``); the thresholds carry over to the next epochs, the
+schedule's register writes and the checkpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from spec.config import Config
 from spec.fixed import target_train
 
 from .backend import Backend
+from .calibrate import calibration_samples, recalibrate
 
 __all__ = ["EpochRecord", "TrainResult", "epoch_order", "train", "alignment_probe", "evaluate",
            "evaluate_host"]
@@ -38,6 +43,16 @@ class EpochRecord:
     zero_update_fraction_out: float
     hidden_rate: float
     alignment_deg: float
+    #: the hidden threshold and boxcar in force during this epoch
+    theta_hid: int = 0
+    bmin_hid: int = 0
+    bmax_hid: int = 0
+    #: hidden rate on the calibration samples after the epoch (recalibrate "epoch"; else nan)
+    calibration_rate: float = float("nan")
+    #: whether the thresholds were recalibrated after this epoch (the next record has them)
+    recalibrated: bool = False
+    #: the rate on the calibration samples with the recalibrated thresholds (else nan)
+    recalibrated_rate: float = float("nan")
 
 
 @dataclass
@@ -116,13 +131,18 @@ def evaluate_host(cfg: Config, w1, w2, X, y) -> float:
 
 def train(backend: Backend, ds: Dataset, cfg: Config, rule: str, epochs: int, seed: int,
           start_epoch: int = 0, progress: bool = True, on_epoch=None,
-          probe: int = 64, train_eval: str = "backend") -> TrainResult:
+          probe: int = 64, train_eval: str = "backend",
+          target_rate: float = 0.1) -> TrainResult:
     """Train ``epochs`` epochs from ``start_epoch``; the backend already holds the weights.
-    ``on_epoch(record, backend)`` is called after each epoch (checkpointing, printing).
+    ``on_epoch(record, backend, cfg)`` is called after each epoch (checkpointing, printing)
+    with the configuration in force from then on (recalibrated thresholds included).
     Test accuracy is always measured on the backend; ``train_eval="host"`` measures the
-    training-set accuracy with the golden model on the weights read back instead."""
+    training-set accuracy with the golden model on the weights read back instead.
+    ``target_rate`` is the hidden rate ``cfg.recalibrate = "epoch"`` keeps in its band;
+    ``result.cfg`` is the configuration at the end."""
     result = TrainResult(rule=rule, seed=seed, backend=backend.name, dataset=ds.name, cfg=cfg)
     n = len(ds.x_train)
+    x_cal = calibration_samples(ds.x_train, seed) if cfg.recalibrate == "epoch" else None
     bar = None
     if progress:
         from tqdm import tqdm
@@ -155,13 +175,20 @@ def train(backend: Backend, ds: Dataset, cfg: Config, rule: str, epochs: int, se
                 samples_per_second=n / dt if dt else float("nan"),
                 zero_update_fraction_hid=st.zero_fraction_hid if st else float("nan"),
                 zero_update_fraction_out=st.zero_fraction_out if st else float("nan"),
-                hidden_rate=rate, alignment_deg=angle)
+                hidden_rate=rate, alignment_deg=angle, theta_hid=cfg.theta_hid,
+                bmin_hid=cfg.bmin_hid, bmax_hid=cfg.bmax_hid)
+            if x_cal is not None:
+                new, rec.calibration_rate, after = recalibrate(cfg, w1, x_cal, target_rate)
+                if new is not cfg:
+                    rec.recalibrated, rec.recalibrated_rate = True, after
+                    cfg = result.cfg = new
+                    backend.set_registers(cfg.registers(epoch + 1))
             result.history.append(rec)
             if bar is not None:
                 bar.set_postfix(epoch=rec.epoch, train=f"{rec.train_accuracy:.3f}",
                                 test=f"{rec.test_accuracy:.3f}")
             if on_epoch is not None:
-                on_epoch(rec, backend)
+                on_epoch(rec, backend, cfg)
     finally:
         if bar is not None:
             bar.close()
