@@ -14,6 +14,39 @@ def _shl_sat(x, k, bits):
     return int(np.clip(x * 2**k, lo, hi))
 
 
+
+async def _through_stages(ctx, dut, layer, block, unshifted):
+    """The block's B rows (set before) through stages 1 and 2, its layer and shift into
+    stage 3, and stage 4: ``proj`` is then the block's."""
+    await ctx.tick()
+    await ctx.tick()
+    ctx.set(dut.layer, layer)
+    ctx.set(dut.block, block)
+    ctx.set(dut.unshifted, unshifted)
+    await ctx.tick()
+    await ctx.tick()
+
+
+async def _load_errors(ctx, dut, e, per_sample):
+    """Load the errors ``e`` as the sequencer does (DFA: one a cycle; eRBP: all at once),
+    then form their sum."""
+    if per_sample:
+        ctx.set(dut.set, 1)
+        for k, v in enumerate(e):
+            ctx.set(dut.set_k, k)
+            ctx.set(dut.set_value, int(v))
+            await ctx.tick()
+        ctx.set(dut.set, 0)
+    else:
+        ctx.set(dut.load, 1)
+        for k, v in enumerate(e):
+            ctx.set(dut.e_in[k], int(v))
+        await ctx.tick()
+        ctx.set(dut.load, 0)
+    ctx.set(dut.sum, 1)
+    await ctx.tick()
+    ctx.set(dut.sum, 0)
+
 @pytest.mark.parametrize("lanes,n_hid,n_out,T,sb", [(1, 5, 3, 6, 8), (2, 7, 4, 8, 10),
                                                     (4, 8, 10, 16, 12), (3, 5, 2, 3, 6)])
 @pytest.mark.parametrize("per_sample", [False, True])
@@ -31,22 +64,7 @@ def test_projection_matches_numpy(lanes, n_hid, n_out, T, sb, per_sample):
 
     async def tb(ctx):
         for e, B, sh_h, sh_o in trials:
-            if per_sample:          # DFA: one error a cycle
-                ctx.set(dut.set, 1)
-                for k in range(n_out):
-                    ctx.set(dut.set_k, k)
-                    ctx.set(dut.set_value, int(e[k]))
-                    await ctx.tick()
-                ctx.set(dut.set, 0)
-            else:                   # eRBP: all at once
-                ctx.set(dut.load, 1)
-                for k in range(n_out):
-                    ctx.set(dut.e_in[k], int(e[k]))
-                await ctx.tick()
-                ctx.set(dut.load, 0)
-            ctx.set(dut.sum, 1)
-            await ctx.tick()
-            ctx.set(dut.sum, 0)
+            await _load_errors(ctx, dut, e, per_sample)
             ctx.set(dut.err_shift_hid, sh_h)
             ctx.set(dut.err_shift_out, sh_o)
             ec = n_out * e - e.sum()
@@ -56,13 +74,7 @@ def test_projection_matches_numpy(lanes, n_hid, n_out, T, sb, per_sample):
                         for l in range(lanes):
                             row = B[b * lanes + l] if layer == 0 else B[0]
                             ctx.set(dut.b_row[l], sum(int(v > 0) << k for k, v in enumerate(row)))
-                        await ctx.tick()
-                        await ctx.tick()
-                        ctx.set(dut.layer, layer)
-                        ctx.set(dut.block, b)
-                        ctx.set(dut.unshifted, unshifted)
-                        await ctx.tick()
-                        await ctx.tick()
+                        await _through_stages(ctx, dut, layer, b, unshifted)
                         shift = 0 if unshifted else (sh_o if layer else sh_h)
                         for l in range(lanes):
                             j = b * lanes + l
@@ -120,24 +132,6 @@ def test_signed_projection_matches_twin(b_bits, lanes, n_hid, n_out, T, sb, per_
     trials = _trials(rng, feedback_values(b_bits), nb1, lanes, n_out, T, sb, per_sample)
     bad, seen = [], {"saturated": 0, "exact": 0}
 
-    async def load(ctx, e):
-        if per_sample:              # DFA: one error a cycle
-            ctx.set(dut.set, 1)
-            for k in range(n_out):
-                ctx.set(dut.set_k, k)
-                ctx.set(dut.set_value, int(e[k]))
-                await ctx.tick()
-            ctx.set(dut.set, 0)
-        else:                       # eRBP: all at once
-            ctx.set(dut.load, 1)
-            for k in range(n_out):
-                ctx.set(dut.e_in[k], int(e[k]))
-            await ctx.tick()
-            ctx.set(dut.load, 0)
-        ctx.set(dut.sum, 1)
-        await ctx.tick()
-        ctx.set(dut.sum, 0)
-
     def check(ctx, e, B, layer, b, shift):
         want_all = project_error(B, e) if layer == 0 else e
         for l in range(lanes):
@@ -152,7 +146,7 @@ def test_signed_projection_matches_twin(b_bits, lanes, n_hid, n_out, T, sb, per_
 
     async def tb(ctx):
         for e, B, sh_h, sh_o in trials:
-            await load(ctx, e)
+            await _load_errors(ctx, dut, e, per_sample)
             ctx.set(dut.err_shift_hid, sh_h)
             ctx.set(dut.err_shift_out, sh_o)
             for layer, nb in ((0, nb1), (1, nb2)):
@@ -161,13 +155,7 @@ def test_signed_projection_matches_twin(b_bits, lanes, n_hid, n_out, T, sb, per_
                         for l in range(lanes):
                             row = B[(b * lanes + l) % len(B)]     # any row for layer 1
                             _set_row(ctx, dut.b_row[l], row, b_bits)
-                        await ctx.tick()
-                        await ctx.tick()
-                        ctx.set(dut.layer, layer)
-                        ctx.set(dut.block, b)
-                        ctx.set(dut.unshifted, unshifted)
-                        await ctx.tick()
-                        await ctx.tick()
+                        await _through_stages(ctx, dut, layer, b, unshifted)
                         shift = 0 if unshifted else (sh_o if layer else sh_h)
                         check(ctx, e, B, layer, b, shift)
 
