@@ -183,8 +183,8 @@ def load_dataset(spec: str | os.PathLike, in_bits: int = 8, limit_train: int | N
     x_tr, x_te, shape = _check_arrays(name, x_tr, y_tr, x_te, y_te)
     image_shape = image_shape or shape
     classes, y_tr, y_te = _encode_labels(name, y_tr, y_te)
-    _finite_range(name, "x_train", x_tr)
-    _finite_range(name, "x_test", x_te)
+    _check_finite(name, "x_train", x_tr)
+    _check_finite(name, "x_test", x_te)
     _check_not_constant(name, x_tr)
     pre = _preprocessing(name, x_tr, in_bits, encoding, preprocess)
 
@@ -449,7 +449,6 @@ def _check_not_constant(name, x):
                         "set: nothing to learn from")
 
 
-def _finite_range(name, key, x):
+def _check_finite(name, key, x):
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         raise DataError(f"{name}: {key} contains non-finite values (NaN or inf)")
-    return x.min(), x.max()

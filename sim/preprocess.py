@@ -143,25 +143,17 @@ class Preprocess:
         m = (1 << self.in_bits) - 1
         out = np.zeros((len(x), self.n_channels), dtype=self.dtype)
         rows = max(1, _CHUNK // self.n_features)
-        if self.kind == "onoff":
-            live = self.scale > 0
-            for i in range(0, len(x), rows):
-                v = (x[i:i + rows].astype(np.float64) - self.offset) * m
-                v = np.divide(v, self.scale, out=np.zeros_like(v), where=live)
-                out[i:i + rows, :self.n_features] = round_clip(v, m)
-                out[i:i + rows, self.n_features:] = round_clip(-v, m)
-        elif self.kind == "global":
-            if self.scale == 0:
-                return out[0] if single else out
-            lo, span = float(self.offset), float(self.scale)
-            for i in range(0, len(x), rows):
-                v = (x[i:i + rows].astype(np.float64) - lo) * m / span
-                out[i:i + rows] = round_clip(v, m)
-        else:
-            live = self.scale > 0
-            for i in range(0, len(x), rows):
-                v = (x[i:i + rows].astype(np.float64) - self.offset) * m
-                v = np.divide(v, self.scale, out=np.zeros_like(v), where=live)
+        live = self.scale > 0                 # a zero scale (constant feature) gives 0
+        f = self.n_features
+        for i in range(0, len(x), rows):
+            # v = (x - offset) * M / scale: lo and hi - lo ("global", "rate"), or the
+            # centre and scale ("onoff")
+            v = (x[i:i + rows].astype(np.float64) - self.offset) * m
+            v = np.divide(v, self.scale, out=np.zeros_like(v), where=live)
+            if self.kind == "onoff":
+                out[i:i + rows, :f] = round_clip(v, m)
+                out[i:i + rows, f:] = round_clip(-v, m)
+            else:
                 out[i:i + rows] = round_clip(v, m)
         return out[0] if single else out
 
