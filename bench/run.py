@@ -40,18 +40,25 @@ HERE = Path(__file__).resolve().parent
 DATASET_MODELS = ("erbp", "dfa", "strong-bp", "strong-dfa", "logreg")
 
 
+def _load(dataset, limit, limit_test):
+    """The defaults of the dataset's kind (as the command line picks them) and the dataset
+    encoded by them."""
+    from sw.defaults import config_for
+
+    cfg, _ = config_for(None, dataset)
+    return cfg, load_dataset(dataset, cfg.in_bits, limit_train=limit, limit_test=limit_test,
+                             encoding=cfg.encoding)
+
+
 def _spiking(args):
     rule, seed, epochs, limit, *more = args
     dataset, limit_test, probe = more if more else ("digits", None, 64)
     from sim.golden import init_weights
     from sw.backend import GoldenBackend
     from sw.calibrate import calibrate_start
-    from sw.defaults import config_for
     from sw.train import train
 
-    cfg, _ = config_for(None, dataset)            # the defaults of its kind, as the CLI's
-    ds = load_dataset(dataset, cfg.in_bits, limit_train=limit, limit_test=limit_test,
-                      encoding=cfg.encoding)
+    cfg, ds = _load(dataset, limit, limit_test)
     cfg = cfg.replace(seed=seed, n_in=ds.n_features, n_out=ds.n_classes)
     be = GoldenBackend(cfg)
     w1, w2 = init_weights(cfg, seed)
@@ -89,11 +96,8 @@ def _float(args):
 def _strong(args):
     model, dataset, seed, epochs, limit, limit_test = args
     from sim.strongref import train_logreg, train_strong
-    from sw.defaults import config_for
 
-    cfg, _ = config_for(None, dataset)            # the codes the spiking model sees
-    ds = load_dataset(dataset, cfg.in_bits, limit_train=limit, limit_test=limit_test,
-                      encoding=cfg.encoding)
+    cfg, ds = _load(dataset, limit, limit_test)   # the codes the spiking model sees
     xy = (ds.x_train, ds.y_train, ds.x_test, ds.y_test)
     if model == "logreg":
         res = train_logreg(*xy, seed=seed)

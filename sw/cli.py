@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
 
-from sim.data import DataError, load_dataset
+from sim.data import BUILTIN, DataError, load_dataset
 from sim.floatref import RULES as FLOAT_RULES
 from sim.preprocess import PreprocessError
 from spec import link
@@ -32,11 +33,12 @@ examples:
   python -m sw train --resume runs/digits-erbp-seed0/checkpoint.npz --epochs 5
   python -m sw config --set timesteps=32                             (show the configuration)
 
-datasets: 'digits' (scikit-learn 8x8 digits, fixed stratified 80/20 split); 'wine',
-'breast_cancer', 'iris', 'synth-a', 'synth-b' (built in, the same split); a .npz file with
-x_train, y_train, x_test, y_test; or a directory of MNIST IDX files. The network's input and
-output sizes follow the data. Configuration fields and their meaning: docs/spec.md section 11.
-"""
+""" + textwrap.fill(
+    f"datasets: a built-in name ({', '.join(BUILTIN)}; scikit-learn's, each with a fixed "
+    "stratified 80/20 split); a .npz file with x_train, y_train, x_test, y_test; or a "
+    "directory of MNIST IDX files. The network's input and output sizes follow the data. "
+    "Configuration fields and their meaning: docs/spec.md section 11.", 92,
+    break_on_hyphens=False) + "\n"
 
 
 class UserError(Exception):
@@ -81,9 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--timeout", type=float, default=2.0, metavar="S",
                    help="seconds to wait for each reply of a board before resending "
                         "(default: 2; 3 resends)")
-    t.add_argument("--dataset", default="digits", help="a built-in name (digits, wine, "
-                   "breast_cancer, iris, synth-a, synth-b), FILE.npz or an MNIST IDX "
-                   "directory (default: digits)")
+    t.add_argument("--dataset", default="digits", help=f"a built-in name ({', '.join(BUILTIN)}),"
+                   " FILE.npz or an MNIST IDX directory (default: digits)")
     t.add_argument("--rule", default=RULES[0],
                    help=f"{' or '.join(RULES)}; for --backend float: {' or '.join(FLOAT_RULES)} "
                    f"(default: {RULES[0]}, or {FLOAT_RULES[0]} with --backend float)")
@@ -202,10 +203,6 @@ def cmd_train(args) -> int:
     else:
         cfg = _load_config(args, args.dataset)
     cfg = cfg.replace(seed=args.seed & 0xFFFFFFFF) if not resume else cfg
-    if resume and resume.preprocess is not None \
-            and resume.preprocess.n_channels != resume.cfg.n_in:
-        raise UserError(f"checkpoint network has {resume.cfg.n_in} inputs but its "
-                        f"preprocessing makes {resume.preprocess.n_channels}")
     # a checkpoint's preprocessing is applied as stored (one written before it was stored:
     # refitted on the training split, as it was then)
     ds = load_dataset(args.dataset, cfg.in_bits, args.limit_train, args.limit_test,
